@@ -354,7 +354,7 @@ def build_meta(item: Compiled, **stats) -> str:
     traj, ev = item.traj, item.evidence
     ev_meta = dict(getattr(ev, "meta", {}) or {})
     meta: dict[str, Any] = {
-        "origin": traj.origin,
+        "origin": item.origin_key or traj.origin,  # relative to the input: published records name no local paths
         "trajectory_id": traj.id,
         "trajectory_answer": traj.final_answer,
         "trajectory_reasoning": traj.reasoning,

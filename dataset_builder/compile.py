@@ -397,8 +397,11 @@ def compile_trajectories(
         "domains": list(domains),
         "format": fmt or "auto",
         "command": command,
+        # local paths: `acc traces` finds the databases through db_dir; `acc push` rewrites them all (see push.py)
+        "inputs": [str(Path(p).resolve()) for p in inputs],
         "db_dir": str(Path(opts.db_dir).resolve()) if opts.db_dir else None,
         "repos_dir": str(Path(opts.repos_dir).resolve()) if opts.repos_dir else None,
+        "page_cache_dir": str(Path(opts.page_cache_dir).resolve()) if opts.page_cache_dir else None,
     }
     result = CompileResult(records, rejects, dict(sorted(counts.items())), settings)
     for dom, c in result.counts.items():

@@ -6,17 +6,27 @@ Creates the repository if needed (`HfApi.create_repo(repo_type="dataset", exist_
 example with the repository id, and uploads with `HfApi.upload_folder`: README.md, data/ shards, rejects.jsonl,
 stats.json and plots/. Shards and plots on the Hub that the local directory no longer has are deleted in the same
 commit, so `load_dataset("my-org/acc-data", "swe")` then reads exactly what `acc compile` wrote.
+
+The local directory keeps its absolute paths (`acc traces` finds the databases through stats.json), but what goes to
+the Hub names none: in the card, stats.json and rejects.jsonl, paths under the compiled inputs' folders become
+relative (as the records' `meta.origin` already are), other directories of the compile (--db-dir, --repos,
+--page-cache, --out) become `<local>/NAME`, and the home directory becomes `~`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 UPLOAD_PATTERNS = ["README.md", "stats.json", "rejects.jsonl", "data/*/train-*.parquet", "plots/*.png"]
 REPLACED_PATTERNS = ["data/*/train-*.parquet", "plots/*.png"]  # remote files of these kinds not in DIR are deleted
+TEXT_FILES = ("README.md", "stats.json", "rejects.jsonl")  # the files that can name local paths
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +56,47 @@ def check_dataset_dir(path: Path) -> list[str]:
     return problems
 
 
+def local_paths(path: Path) -> list[tuple[str, str]]:
+    """(absolute local path, what it becomes on the Hub), in the order to apply them, from stats.json's settings.
+
+    The compiled inputs' folders go first, so that everything under them (a --db-dir inside the inputs too) reads
+    as the records' `meta.origin` do; then the other directories, the longest first."""
+    settings = json.loads((path / "stats.json").read_text()).get("settings") or {}
+    inputs = {str(Path(p).parent): "" for p in settings.get("inputs") or []}
+    others = {str(Path.home()): "~", str(path.resolve()): f"<local>/{path.resolve().name}"}
+    for key in ("db_dir", "repos_dir", "page_cache_dir"):
+        if settings.get(key):
+            others[settings[key]] = f"<local>/{Path(settings[key]).name}"
+    return _longest_first(inputs) + _longest_first(others)
+
+
+def _longest_first(paths: dict[str, str]) -> list[tuple[str, str]]:
+    return sorted(((p, new) for p, new in paths.items() if p not in ("", "/")), key=lambda kv: -len(kv[0]))
+
+
+def without_local_paths(text: str, pairs: list[tuple[str, str]]) -> str:
+    """`text` with each local path replaced, as a whole path component only (/data/run is not in /data/runs)."""
+    for local, new in pairs:
+        text = re.sub(re.escape(local) + r"(/|(?![\w.-]))", lambda m, new=new: (new + m.group(1)).lstrip("/"), text)
+    return text
+
+
+def stage_for_hub(path: Path, staging: Path) -> None:
+    """The files to upload, in `staging`: the text files without local paths, the rest linked (or copied)."""
+    pairs = local_paths(path)
+    for pattern in UPLOAD_PATTERNS:
+        for src in path.glob(pattern):
+            dst = staging / src.relative_to(path)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.name in TEXT_FILES and src.parent == path:
+                dst.write_text(without_local_paths(src.read_text(encoding="utf-8"), pairs), encoding="utf-8")
+            else:
+                try:
+                    os.link(src, dst)
+                except OSError:  # another file system
+                    shutil.copy2(src, dst)
+
+
 def push(
     path: str | Path,
     repo_id: str,
@@ -69,15 +120,17 @@ def push(
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     if revision:
         api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
-    return api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(path),
-        repo_type="dataset",
-        revision=revision,
-        commit_message=message or "Upload ACC dataset",
-        allow_patterns=UPLOAD_PATTERNS,
-        delete_patterns=REPLACED_PATTERNS,
-    )
+    with tempfile.TemporaryDirectory(prefix="acc-push-") as staging:
+        stage_for_hub(path, Path(staging))
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=staging,
+            repo_type="dataset",
+            revision=revision,
+            commit_message=message or "Upload ACC dataset",
+            allow_patterns=UPLOAD_PATTERNS,
+            delete_patterns=REPLACED_PATTERNS,
+        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ mini-swe-agent and OpenHands adapters.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from collections.abc import Iterator
@@ -403,7 +404,8 @@ MAX_REPORT_BYTES = 64 * 1024 * 1024
 
 
 def harness_resolved(traj_path: Path, instance_id: str, model: str) -> tuple[bool, str] | None:
-    """(resolved, report path) from the nearest SWE-bench harness report of this run, or None when there is none.
+    """(resolved, report path relative to the trajectory's folder) from the nearest SWE-bench harness report of this
+    run, or None when there is none. The path is relative so that published records name no local directories.
 
     The harness writes `<model_name_or_path with / as __>.<run_id>.json` with `resolved_ids` / `unresolved_ids`. When
     the trajectory names its model, only reports named after that model are used: runs of other models often sit in
@@ -413,13 +415,11 @@ def harness_resolved(traj_path: Path, instance_id: str, model: str) -> tuple[boo
     if not instance_id:
         return None
     prefix = model.replace("/", "__") + "." if model else ""
-    folder = traj_path.resolve().parent
+    home = folder = traj_path.resolve().parent
     for _ in range(REPORT_LEVELS):
         for name, resolved, unresolved in _reports_in(str(folder), prefix):
-            if instance_id in resolved:
-                return True, str(folder / name)
-            if instance_id in unresolved:
-                return False, str(folder / name)
+            if instance_id in resolved or instance_id in unresolved:
+                return instance_id in resolved, Path(os.path.relpath(folder / name, home)).as_posix()
         if folder.parent == folder:
             break
         folder = folder.parent

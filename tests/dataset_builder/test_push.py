@@ -32,7 +32,8 @@ class RecordingHfApi:
         root = Path(folder_path)
         files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
         sent = list(filter_repo_objects(files, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
-        self.calls.append(("upload_folder", repo_id, dict(kwargs, files=sent), self.token))
+        texts = {name: (root / name).read_text() for name in sent if name in push.TEXT_FILES}
+        self.calls.append(("upload_folder", repo_id, dict(kwargs, files=sent, texts=texts), self.token))
         return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/datasets/{repo_id}/commit/abc"})()
 
 
@@ -117,3 +118,41 @@ def test_cli_wires_push(hub, dataset_dir):
 
     assert main(["push", str(dataset_dir), "--repo", "me/acc"]) == 0
     assert [c[0] for c in hub] == ["create_repo", "upload_folder"]
+
+
+def test_what_goes_to_the_hub_names_no_local_path(hub, tmp_path, monkeypatch):
+    """Compiled from absolute paths (the bundled samples, their database and repository), the uploaded card,
+    stats.json and rejects.jsonl name no directory of this machine; the local copy keeps them for `acc traces`."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from acc_hf.cli import main as acc
+    from dataset_builder.compile_cli import SAMPLES_DIR
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # the home directory is replaced too
+    out = tmp_path / "runs" / "acc_data"
+    assert acc(["compile", "--samples", "--out", str(out), "--no-progress"]) == 0
+    local = json.loads((out / "stats.json").read_text())["settings"]
+    assert local["db_dir"] == str(SAMPLES_DIR.resolve() / "sql")
+
+    assert push.run(args(out)) == 0
+    texts = hub[-1][2]["texts"]
+    assert set(texts) == {"README.md", "stats.json", "rejects.jsonl"}
+    machine = (str(SAMPLES_DIR.resolve().parent), str(tmp_path))
+    for name, text in texts.items():
+        assert not any(p in text for p in machine), name
+    settings = json.loads(texts["stats.json"])["settings"]
+    assert settings["inputs"] == ["search", "sql", "swe"] and settings["db_dir"] == "sql"  # under the inputs' folder
+    assert "--out <local>/acc_data" in settings["command"]
+    origins = {json.loads(line)["origin"] for line in texts["rejects.jsonl"].splitlines()}
+    assert "sql/ferries.sqlite" in origins and "swe/carrow-tides.bundle" in origins
+    for shard in out.glob("data/*/*.parquet"):  # the records were written without local paths in the first place
+        for meta in pq.read_table(shard, columns=["meta"]).column("meta").to_pylist():
+            assert not json.loads(meta)["origin"].startswith("/") and str(SAMPLES_DIR) not in meta
+
+
+def test_local_paths_are_replaced_as_whole_components():
+    pairs = [("/data/run", ""), ("/home/me", "~")]
+    text = '"/data/run/a.jsonl:3" "/data/runs/b.jsonl" "/data/run" "/home/me/x" "/home/mel"'
+    assert push.without_local_paths(text, pairs) == '"a.jsonl:3" "/data/runs/b.jsonl" "" "~/x" "/home/mel"'

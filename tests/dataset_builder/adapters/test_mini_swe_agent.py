@@ -31,7 +31,8 @@ def test_every_real_run_matches_preds_and_report(real):
         assert traj.id == path.parent.name and traj.source == "mini-swe-agent" and traj.domain == "swe"
         assert traj.final_answer == preds[traj.id]["model_patch"]
         assert traj.meta["resolved"] is (traj.id in report["resolved_ids"])
-        assert traj.meta["report"] == str((real / REPORT).resolve())
+        report_path = (path.resolve().parent / traj.meta["report"]).resolve()
+        assert report_path == (real / REPORT).resolve() and not traj.meta["report"].startswith("/")
         assert traj.meta["workdir"] == "/testbed" and traj.meta["model"] == "deepseek/deepseek-chat"
         assert traj.meta["exit_status"] == "Submitted"
         data = json.loads(path.read_text())
