@@ -106,7 +106,7 @@ class ACCTrainer(SFTTrainer):
         if not isinstance(args, ACCConfig):
             raise TypeError(f"ACCTrainer needs an ACCConfig, got {type(args).__name__}")
         # Up front, before any model or data is loaded: Liger without a GPU, FA2 without flash-attn.
-        self.kernel_plan = select_kernels(args.attn_backend, args.use_liger_kernel)
+        self.kernel_plan = select_kernels(args.attn_backend, args.use_liger_kernel, args.use_cpu)
         score_label_positions_only_on_cpu()
         self.data_stats: dict[str, dict] = {}
         self.dataset_names: list[str] = []

@@ -60,14 +60,16 @@ def flash_attn_available() -> bool:
     return cuda_available() and is_flash_attn_2_available()
 
 
-def check_liger_available() -> None:
+def check_liger_available(use_cpu: bool = False) -> None:
     """Raise a ValueError that says what to do when Liger cannot run here (it needs CUDA, liger-kernel and triton).
 
     Without this check `use_liger_kernel=True` passes setup on a CPU machine and crashes at the first forward, after
     the model and the data were loaded (triton has no CPU driver).
     """
     missing = []
-    if not cuda_available():
+    if use_cpu:
+        missing.append("use_cpu is set (Liger's Triton kernels have no CPU driver)")
+    elif not cuda_available():
         missing.append("no CUDA device is visible (Liger's Triton kernels have no CPU driver)")
     if importlib.util.find_spec("liger_kernel") is None:
         missing.append("the liger-kernel package is not installed (pip install 'acc-hf[gpu]')")
@@ -82,23 +84,24 @@ def check_liger_available() -> None:
         )
 
 
-def select_kernels(attn_backend: str = "auto", use_liger_kernel: bool = False) -> KernelPlan:
-    """Choose the attention implementation and loss path for this machine; raise a clear error for impossible asks."""
+def select_kernels(attn_backend: str = "auto", use_liger_kernel: bool = False, use_cpu: bool = False) -> KernelPlan:
+    """Choose the attention implementation and loss path for this machine (for a run on its CPU when `use_cpu`, as
+    `TrainingArguments.use_cpu`); raise a clear error for impossible asks."""
     if attn_backend not in ATTN_BACKENDS:
         raise ValueError(f"attn_backend must be one of {ATTN_BACKENDS}, got {attn_backend!r}")
     if use_liger_kernel:
-        check_liger_available()
-    on_cuda = cuda_available()
+        check_liger_available(use_cpu)
+    on_cuda = cuda_available() and not use_cpu
     if attn_backend == "auto":
-        if flash_attn_available():
+        if on_cuda and flash_attn_available():
             attn, reason = "flash_attention_2", "auto: CUDA and flash-attn found"
         else:
-            why = "flash-attn not installed" if on_cuda else "no CUDA device"
+            why = "use_cpu" if use_cpu else "flash-attn not installed" if on_cuda else "no CUDA device"
             attn, reason = "sdpa", f"auto: {why}"
     elif attn_backend == "flash_attention_2":
-        if not flash_attn_available():
+        if not (on_cuda and flash_attn_available()):
             raise ValueError(
-                "attn_backend='flash_attention_2' needs a CUDA device and the flash-attn package "
+                "attn_backend='flash_attention_2' needs a CUDA device (and use_cpu off) and the flash-attn package "
                 "(pip install 'acc-hf[gpu]'); use attn_backend='auto' to fall back to sdpa on this machine."
             )
         attn, reason = attn_backend, "requested"

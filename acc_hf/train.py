@@ -123,7 +123,7 @@ def train(script_args: ACCScriptArguments, args, model_args) -> int:
     from acc_hf.kernels import select_kernels
     from acc_hf.model_card import write_model_card
 
-    plan = select_kernels(args.attn_backend, args.use_liger_kernel)  # before anything heavy is loaded
+    plan = select_kernels(args.attn_backend, args.use_liger_kernel, args.use_cpu)  # before anything heavy is loaded
     logger.info(plan.describe())
     train_data = load_acc_dataset(script_args.dataset_path, args.acc_configs, script_args.dataset_train_split)
     eval_data = None

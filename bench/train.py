@@ -27,7 +27,10 @@ Prints JSON lines:
    backward keeps per layer unless activation checkpointing recomputes it: memory grows about as T^2 (the summary's
    exponent between lengths: 1 = linear, 2 = quadratic). Defaults 8k, 16k, 32k; without checkpointing only up to 16k
    on CPU (`--long-no-ckpt-max`; 32k without it peaked at 9.4 GiB). This part takes about 1.5 minutes on 2 idle CPU
-   cores (`make bench` about 4 in all); on a GPU try `--long-lengths 32768,65536,131072`.
+   cores (`make bench` about 4 in all). `--attn-backends` and `--liger` add kernel choices side by side, each
+   against the first (tokens/s and memory ratios, loss difference); kernels this machine cannot run are skipped with
+   the reason, and a variant that fails (out of memory) is reported as an error line. On a GPU (`make gpu-check`):
+   `--long-lengths 32768,65536,131072 --attn-backends sdpa,flash_attention_2 --liger off,on`.
 4. `summary`: the ratios.
 """
 
@@ -190,20 +193,39 @@ def in_fresh_process(target, *args) -> dict:
     """`target(*args, queue)` in a new process, so that its peak RSS is its own. The processes fork from a server
     that imported torch, transformers and TRL once (and ran no torch op, so forking is safe): each measurement starts
     in a fraction of a second instead of a full import."""
+    import queue as queue_module
+
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["torch", "transformers", "trl", "acc_hf.acc_trainer"])
     queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
+    proc = ctx.Process(target=_report_errors, args=(target, *args, queue))
     proc.start()
-    result = queue.get()
+    while True:  # a variant that dies (killed for memory) must not hang the benchmark
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                result = {"error": f"the process died (exit code {proc.exitcode}; killed for memory?)"}
+                break
     proc.join()
     return result
+
+
+def _report_errors(target, *args) -> None:
+    """Run `target(*args)`; an exception (CUDA out of memory, a kernel that does not support the model) is reported
+    as that variant's result instead of stopping the benchmark."""
+    queue = args[-1]
+    try:
+        target(*args)
+    except Exception as err:  # noqa: BLE001 - reported, not swallowed
+        queue.put({"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"})
 
 
 # ---- long context: one step on one packed row ------------------------------------------------------------------------
 
 
-def long_context_step(seq_len: int, checkpointing: bool, queue) -> None:
+def long_context_step(seq_len: int, checkpointing: bool, attn_backend: str, liger: bool, queue) -> None:
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -234,7 +256,8 @@ def long_context_step(seq_len: int, checkpointing: bool, queue) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         args = ACCConfig(
             output_dir=tmp, max_length=seq_len, max_steps=1, learning_rate=1e-3, bf16=on_gpu, use_cpu=not on_gpu,
-            activation_checkpointing=checkpointing, router_stats=True, router_heatmap=False, report_to="none",
+            activation_checkpointing=checkpointing, attn_backend=attn_backend, use_liger_kernel=liger,
+            router_stats=True, router_heatmap=False, report_to="none",
             save_strategy="no", logging_strategy="steps", logging_steps=1, disable_tqdm=True, dataloader_num_workers=0,
         )  # fmt: skip
         trainer = ACCTrainer(
@@ -269,6 +292,74 @@ def cpu_seq_len(requested: int, vocab: int) -> tuple[int, str | None]:
     return seq_len, f"lowered from {requested}: plain logits would need ~{need(requested) / 2**30:.1f} GiB"
 
 
+def kernel_name(kernel: tuple[str, bool], checkpointing: bool | None = None) -> str:
+    backend, liger = kernel
+    words = [backend] + (["liger"] if liger else [])
+    if checkpointing is not None:
+        words.append("ckpt" if checkpointing else "no ckpt")
+    return " ".join(words)
+
+
+def long_context(args) -> dict:
+    """One ACCTrainer step per (length, kernels, checkpointing) variant, each in a fresh process; the summary part."""
+    import torch
+
+    from acc_hf.kernels import select_kernels
+
+    on_gpu = torch.cuda.is_available()
+    no_ckpt_max = None if on_gpu else args.long_no_ckpt_max
+    kernels = []  # (attn_backend, liger)
+    for backend in args.attn_backends.split(","):
+        for liger in (value == "on" for value in args.liger.split(",")):
+            try:
+                select_kernels(backend, liger)  # the same up-front check ACCTrainer makes
+                kernels.append((backend, liger))
+            except ValueError as err:
+                emit({"bench": "long_context", "attn_backend": backend, "liger": liger, "skipped": str(err)})
+    long = {}  # (seq_len, kernel, checkpointing) -> measurement
+    for seq_len in (int(n) for n in args.long_lengths.split(",")):
+        for kernel in kernels:
+            for ckpt in (False, True):
+                if not ckpt and no_ckpt_max is not None and seq_len > no_ckpt_max:
+                    continue
+                m = in_fresh_process(long_context_step, seq_len, ckpt, *kernel)
+                line = {"bench": "long_context", "seq_len": seq_len, "activation_checkpointing": ckpt,
+                        "device": "cuda" if on_gpu else "cpu", "attn_backend": kernel[0], "liger": kernel[1]}  # fmt: skip
+                if "error" in m:
+                    emit({**line, "error": m["error"]})
+                    continue
+                long[seq_len, kernel, ckpt] = m
+                emit({**line, "attention": m["attention"], "packed_rows": m["rows"],
+                      "router_tokens": m["router_tokens"], "seconds": round(m["seconds"], 2),
+                      "tokens_per_s": round(seq_len / m["seconds"], 1), "peak_gib": round(m["peak_bytes"] / 2**30, 3),
+                      "bool_mask_gib": round(seq_len**2 / 2**30, 3), "loss": round(m["loss"], 4)})  # fmt: skip
+    summary = {
+        "long_context_peak_gib": {
+            f"{n} {kernel_name(k, c)}": round(m["peak_bytes"] / 2**30, 2) for (n, k, c), m in long.items()
+        },
+        "long_context_memory_exponent": {},  # memory ~ T^e between consecutive lengths: e = 1 linear, 2 quadratic
+    }
+    for k in kernels:
+        for c in (False, True):
+            peaks = sorted((n, m["peak_bytes"]) for (n, k2, c2), m in long.items() if (k2, c2) == (k, c))
+            if len(peaks) > 1:
+                summary["long_context_memory_exponent"][kernel_name(k, c)] = [
+                    round(math.log(b / a) / math.log(y / x), 2) for (x, a), (y, b) in zip(peaks, peaks[1:])
+                ]
+    if len(kernels) > 1:  # every other kernel choice against the first, at the same length and checkpointing
+        ref = kernels[0]
+        summary[f"long_context_vs_{kernel_name(ref)}"] = {
+            f"{n} {kernel_name(k, c)}": {
+                "tokens_per_s": round(long[n, ref, c]["seconds"] / m["seconds"], 2),
+                "peak_memory": round(m["peak_bytes"] / long[n, ref, c]["peak_bytes"], 2),
+                "loss_delta": round(m["loss"] - long[n, ref, c]["loss"], 4),
+            }
+            for (n, k, c), m in long.items()
+            if k != ref and (n, ref, c) in long
+        }
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=96)
@@ -281,6 +372,15 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=16384,
         help="on CPU, measure without activation checkpointing only up to this length (32k without it: ~9.4 GiB)",
+    )
+    parser.add_argument(
+        "--attn-backends",
+        default="auto",
+        help="long_context: comma-separated attention backends to compare (auto, sdpa, flash_attention_2, eager); "
+        "on a GPU: sdpa,flash_attention_2",
+    )
+    parser.add_argument(
+        "--liger", default="off", help="long_context: comma-separated off,on: without / with Liger's layer kernels"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -322,30 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["plain_over_fused_seconds"] = round(memory["plain"]["seconds"] / memory["fused"]["seconds"], 2)
         summary["lm_seq_len"] = seq_len
     if "long_context" in parts:
-        on_gpu = torch.cuda.is_available()
-        no_ckpt_max = None if on_gpu else args.long_no_ckpt_max
-        long = {}
-        for seq_len in (int(n) for n in args.long_lengths.split(",")):
-            for checkpointing in (False, True):
-                if not checkpointing and no_ckpt_max is not None and seq_len > no_ckpt_max:
-                    continue
-                m = long[seq_len, checkpointing] = in_fresh_process(long_context_step, seq_len, checkpointing)
-                emit({"bench": "long_context", "seq_len": seq_len, "activation_checkpointing": checkpointing,
-                      "device": "cuda" if on_gpu else "cpu", "attention": m["attention"],
-                      "packed_rows": m["rows"], "router_tokens": m["router_tokens"], "seconds": round(m["seconds"], 2),
-                      "tokens_per_s": round(seq_len / m["seconds"], 1), "peak_gib": round(m["peak_bytes"] / 2**30, 3),
-                      "bool_mask_gib": round(seq_len**2 / 2**30, 3), "loss": round(m["loss"], 4)})  # fmt: skip
-        summary["long_context_peak_gib"] = {
-            f"{n} {'ckpt' if c else 'no ckpt'}": round(long[n, c]["peak_bytes"] / 2**30, 2) for n, c in sorted(long)
-        }
-        # memory ~ T^k between consecutive lengths: k = 1 linear, 2 quadratic
-        summary["long_context_memory_exponent"] = {}
-        for c in (False, True):
-            lengths = sorted(n for n, ck in long if ck == c)
-            summary["long_context_memory_exponent"]["ckpt" if c else "no ckpt"] = [
-                round(math.log(long[b, c]["peak_bytes"] / long[a, c]["peak_bytes"]) / math.log(b / a), 2)
-                for a, b in zip(lengths, lengths[1:])
-            ]
+        summary.update(long_context(args))
     emit(summary)
     return 0
 

@@ -99,7 +99,9 @@ def test_yarn_scaling_extends_the_window_at_build_time(tmp_path):
         output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", max_length=2048,
         rope_scaling_type="yarn", rope_scaling_factor=4.0, rope_original_max_position_embeddings=65536,
     )  # fmt: skip
-    model, tokenizer = load_model(ModelConfig(model_name_or_path="tiny:seed=3"), args, select_kernels("auto"))
+    model, tokenizer = load_model(
+        ModelConfig(model_name_or_path="tiny:seed=3"), args, select_kernels("auto", use_cpu=True)
+    )
     assert model.config.rope_parameters["rope_type"] == "yarn"
     assert model.config.rope_parameters["factor"] == 4.0
     assert model.config.rope_parameters["original_max_position_embeddings"] == 65536

@@ -28,25 +28,30 @@ def test_cpu_selects_sdpa_and_torch_tiles():
 
 
 @no_cuda
-def test_liger_without_gpu_fails_up_front_with_a_clear_message(tmp_path):
+def test_liger_without_gpu_fails_up_front_with_a_clear_message():
     with pytest.raises(ValueError, match="use_liger_kernel=True cannot run on this machine: no CUDA device") as err:
         check_liger_available()
     assert "use_liger_kernel: false" in str(err.value)
-    # The trainer raises it before loading data: even a dataset it could not prepare is never touched.
+
+
+def test_a_cpu_run_never_gets_gpu_kernels_even_on_a_gpu_machine(tmp_path):
+    """use_cpu=True: sdpa (never FA2, which has no CPU kernel), and Liger is refused before any data is touched."""
+    assert select_kernels("auto", use_cpu=True).attn_implementation == "sdpa"
+    with pytest.raises(ValueError, match="use_cpu off"):
+        select_kernels("flash_attention_2", use_cpu=True)
     from acc_hf import ACCConfig, ACCTrainer
     from acc_hf.tiny import tiny_model
 
     args = ACCConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, use_liger_kernel=True, report_to="none")
-    with pytest.raises(ValueError, match="no CUDA device"):
-        ACCTrainer(tiny_model(), args=args, train_dataset=object())
+    with pytest.raises(ValueError, match="cannot run on this machine: use_cpu is set"):
+        ACCTrainer(tiny_model(), args=args, train_dataset=object())  # a dataset it could not even prepare
 
 
 def test_trainer_logs_the_path_taken_and_sets_the_model(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="acc_hf"):
-        trainer = make_trainer(acc_rows(3), tmp_path)
-    expected = "flash_attention_2" if select_kernels("auto").attn_implementation == "flash_attention_2" else "sdpa"
-    assert trainer.model.config._attn_implementation == expected == trainer.attn_implementation
-    assert any(r.message.startswith("kernels: attention=" + expected) for r in caplog.records)
+        trainer = make_trainer(acc_rows(3), tmp_path)  # use_cpu=True
+    assert trainer.model.config._attn_implementation == "sdpa" == trainer.attn_implementation
+    assert any(r.message.startswith("kernels: attention=sdpa") and "use_cpu" in r.message for r in caplog.records)
 
 
 def test_collator_adds_domain_ids_and_drops_varlen_keys_under_ulysses(tmp_path):
@@ -69,16 +74,25 @@ def test_collator_adds_domain_ids_and_drops_varlen_keys_under_ulysses(tmp_path):
     assert "position_ids" in sp_batch and "domain_ids" in sp_batch
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="FlashAttention-2 varlen needs CUDA and flash-attn")
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+ON_CUDA = dict(use_cpu=False, bf16=True)  # make_trainer's defaults are fp32 on CPU (the Trainer would move the model)
+
+
+@cuda
 def test_flash_attention_packed_logits_equal_per_sequence(tmp_path):
     pytest.importorskip("flash_attn")
     from acc_hf.tiny import tiny_model
 
-    model = tiny_model().to("cuda", torch.bfloat16)
     trainer = make_trainer(
-        acc_rows(4, seed=1), tmp_path, model=model, attn_backend="flash_attention_2", max_length=2048
+        acc_rows(4, seed=1),
+        tmp_path,
+        model=tiny_model().to(torch.bfloat16),
+        attn_backend="flash_attention_2",
+        max_length=2048,
+        **ON_CUDA,
     )
     assert trainer.attn_implementation == "flash_attention_2"
+    model = trainer.model
     row = trainer.train_dataset[0]
     batch = {k: (v.cuda() if torch.is_tensor(v) else v) for k, v in trainer.data_collator([row]).items()}
     inputs = {k: batch[k] for k in ("input_ids", "position_ids", *VARLEN_KEYS)}
@@ -90,6 +104,39 @@ def test_flash_attention_packed_logits_equal_per_sequence(tmp_path):
             separate.append(model(input_ids=ids).logits[0].float())
             start += n
     torch.testing.assert_close(packed, torch.cat(separate), atol=3e-2, rtol=3e-2)  # bf16
+
+
+@cuda
+@pytest.mark.parametrize(
+    "kernels",
+    [{"attn_backend": "flash_attention_2"}, {"attn_backend": "sdpa", "use_liger_kernel": True}],
+    ids=["flash_attention_2", "liger"],
+)
+def test_gpu_kernels_train_like_the_reference_path(tmp_path, kernels):
+    """Three optimizer steps on the same packed rows from the same weights: FA2 varlen (instead of sdpa's
+    block-diagonal mask) or Liger's layer kernels (instead of torch's) follow the reference losses (bf16)."""
+    pytest.importorskip("liger_kernel" if kernels.get("use_liger_kernel") else "flash_attn")
+    from acc_hf.tiny import tiny_model
+
+    losses = {}
+    for name, extra in (("reference", {"attn_backend": "sdpa"}), ("kernels", kernels)):
+        trainer = make_trainer(
+            acc_rows(12, seed=2),
+            tmp_path / name,
+            model=tiny_model(seed=0),
+            max_length=2048,
+            max_steps=3,
+            logging_steps=1,
+            learning_rate=1e-3,
+            **ON_CUDA,
+            **extra,
+        )
+        trainer.train()
+        losses[name] = torch.tensor([h["loss"] for h in trainer.state.log_history if "loss" in h])
+    assert trainer.kernel_plan.liger == bool(kernels.get("use_liger_kernel"))
+    assert trainer.attn_implementation == kernels["attn_backend"]
+    assert len(losses["kernels"]) == 3
+    torch.testing.assert_close(losses["kernels"], losses["reference"], rtol=2e-2, atol=2e-2)
 
 
 def test_label_positions_only_scoring_on_cpu_gives_the_same_loss_and_grads():
