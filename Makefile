@@ -33,7 +33,7 @@ bench: $(STAMP)
 # On a CUDA machine: the kernel tests (FA2 varlen, Liger) and the GPU benchmark, FA2 vs sdpa, Liger off/on, to 128k.
 # flash-attn builds against the installed torch (or use a prebuilt wheel that matches it).
 gpu-check: $(STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt "liger-kernel>=0.6"
+	$(BIN)/python -m pip install -q -c constraints.txt "liger-kernel>=0.7"
 	$(BIN)/python -m pip install -q --no-build-isolation "flash-attn>=2.7"
 	$(BIN)/python -m pytest -q -rs tests/acc_hf/test_kernels.py tests/acc_hf/test_invariants.py
 	$(BIN)/python bench/train.py --lm-seq-len 32768 --long-lengths 32768,65536,131072 \
