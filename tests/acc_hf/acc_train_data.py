@@ -4,11 +4,12 @@ the answer out of the context, so that a tiny model's loss falls within a few do
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
-from dataset_builder.schema import DOMAINS, ACCRecord, Piece
+from acc_records import acc_record
+
+from dataset_builder.schema import DOMAINS, Piece
 
 WORDS = "alpha beta gamma delta omega river stone cloud ember frost maple cedar harbor signal vector kernel".split()
 
@@ -21,29 +22,14 @@ def acc_row(i: int, rng: random.Random, domain: str, n_facts: int, verified: boo
         Piece(kind="text", title=k, text=f"{k} is {v}.", is_distractor=j != target, n_tokens=8)
         for j, (k, v) in enumerate(zip(keys, values))
     ]
-    context = "\n".join(f"## {p.title}\n{p.text}" for p in pieces)
     question = f"What is {keys[target]}?"
     answer = values[target]
     reasoning = f"The context says {keys[target]} is {answer}."
-    record = ACCRecord(
-        id=f"test-{domain}-{i}",
-        domain=domain,
-        source="test",
-        question=question,
-        pieces=pieces,
-        context=context,
-        reasoning=reasoning,
-        answer=answer,
-        gold=answer,
-        verified=verified,
-        prompt=[{"role": "user", "content": f"{question}\n\n{context}"}],
-        completion=[{"role": "assistant", "content": f"<think>{reasoning}</think>{answer}"}],
-        n_tokens=8 * n_facts,
-        budget=1024,
-        meta=json.dumps({"test": True}),
-    )
-    row = record.to_row()
-    return row
+    record = acc_record(
+        f"test-{domain}-{i}", domain, question, pieces, answer, reasoning=reasoning, verified=verified,
+        n_tokens=8 * n_facts, budget=1024, meta={"test": True},
+    )  # fmt: skip
+    return record.to_row()
 
 
 def acc_rows(n: int, seed: int = 0, facts: tuple[int, int] = (2, 6), unverified_every: int = 0) -> list[dict]:

@@ -4,7 +4,7 @@ gradients (before the step, unclipped) and the logged values; rank 0 saves them.
     torchrun --nproc_per_node 2 tests/acc_hf/aux_ddp_worker.py OUT.pt 4:1     # N_SAMPLES:GRAD_ACCUM ...
     run(OUT, [(4, 2)])                                                   # the same micro-batches in one process
 
-Samples have 4 facts (109-152 tokens) and rows hold 320 tokens, so every packed row holds exactly two samples and
+Samples have 4 facts (229-268 tokens) and rows hold 560 tokens, so every packed row holds exactly two samples and
 N samples make N/2 rows: one step with world x accumulation = N/2 micro-batches of one row consumes all of them.
 """
 
@@ -14,10 +14,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+HERE = Path(__file__).resolve()
+# acc_train_data, the project (before tests/, whose acc_hf/ folder would otherwise be taken for the package), acc_records
+sys.path[:0] = [str(HERE.parent), str(HERE.parents[2]), str(HERE.parents[1])]
 
 COEF = 0.5
-ROW_TOKENS = 320
+ROW_TOKENS = 560
 
 
 def samples(n: int) -> list[dict]:

@@ -105,7 +105,7 @@ def test_batch4_accum1_equals_batch1_accum4(tmp_path):
     for bs, ga in ((4, 1), (1, 4)):
         capture = GradCapture()
         trainer = make_trainer(
-            rows, tmp_path / f"b{bs}", max_length=192, per_device_train_batch_size=bs, gradient_accumulation_steps=ga,
+            rows, tmp_path / f"b{bs}", max_length=512, per_device_train_batch_size=bs, gradient_accumulation_steps=ga,
             max_steps=1, max_grad_norm=0.0, logging_steps=1,
         )  # fmt: skip
         assert len(trainer.train_dataset) >= 4

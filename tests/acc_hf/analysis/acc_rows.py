@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from dataset_builder.assemble import completion_messages, prompt_messages, render_context
+from acc_records import acc_record as build_record
+
 from dataset_builder.schema import ACCRecord, Piece
 
 WORDS = (
@@ -54,22 +55,16 @@ def acc_record(domain: str, seed: int = 0, n_words: int = 60, reasoning: str = "
     ]
     rng.shuffle(pieces)
     question = f"Which ferry leaves first on weekday {seed} from the north pier?"
-    context = render_context(pieces)
+    answer = ANSWERS[domain]
     reasoning = reasoning or sentence_block(rng, 12)
-    return ACCRecord(
-        id=f"{domain}-{seed}",
-        domain=domain,
-        source="test",
-        question=question,
-        pieces=pieces,
-        context=context,
+    return build_record(
+        f"{domain}-{seed}",
+        domain,
+        question,
+        pieces,
+        answer,
         reasoning=reasoning,
-        answer=ANSWERS[domain],
-        gold=ANSWERS[domain],
         verified=True,
-        prompt=prompt_messages(domain, question, context),
-        completion=completion_messages(reasoning, ANSWERS[domain]),
         n_tokens=0,
         budget=4096,
-        meta="{}",
     )

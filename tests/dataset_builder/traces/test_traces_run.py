@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from acc_records import acc_record
 from chat_server import ChatServer, Reply, last_user_text
 
-from dataset_builder.assemble import completion_messages, prompt_messages, render_context
+from dataset_builder.assemble import completion_messages
 from dataset_builder.compile import CompileResult, DomainCounts
 from dataset_builder.schema import ACCRecord, Piece
 from dataset_builder.traces.run import generate_traces
@@ -38,22 +39,7 @@ def low_water(times):
 
 
 def make_record(rid, domain, question, pieces, gold, meta=None, answer=""):
-    context = render_context(pieces)
-    return ACCRecord(
-        id=rid,
-        domain=domain,
-        source="test",
-        question=question,
-        pieces=pieces,
-        context=context,
-        answer=answer,
-        gold=gold,
-        prompt=prompt_messages(domain, question, context),
-        completion=completion_messages("", answer),
-        n_tokens=len(context) // 4,
-        budget=8192,
-        meta=json.dumps(meta or {}),
-    )
+    return acc_record(rid, domain, question, pieces, answer, gold=gold, meta=meta)
 
 
 def write(out: Path, records: list[ACCRecord], **settings) -> Path:
