@@ -61,6 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--db-dir", metavar="DIR", help="sql: where the databases are (the --db-dir given to acc compile)"
     )
     parser.add_argument(
+        "--search-f1",
+        type=float,
+        default=0.8,
+        metavar="F",
+        help="search: also accept an answer whose token F1 with a gold alias is >= F (default 0.8; 1.0 = normalized "
+        "exact match only, as HotpotQA scores; 0.8 also accepts 'Stone Brewing Co.' for 'Stone Brewing', and "
+        "'Albany, New York' for 'New York')",
+    )
+    parser.add_argument(
         "--swe-ignore-whitespace",
         action="store_true",
         help="swe: read damaged diffs leniently, compare modulo whitespace",
@@ -92,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             max_retries=args.max_retries,
         )
-    verify_opts = {"ignore_whitespace": args.swe_ignore_whitespace}
+    if not 0.0 < args.search_f1 <= 1.0:
+        print(f"acc traces: --search-f1 must be in (0, 1], got {args.search_f1}")
+        return 2
+    verify_opts = {"ignore_whitespace": args.swe_ignore_whitespace, "f1_threshold": args.search_f1}
     if args.db_dir:
         verify_opts["db_root"] = args.db_dir
     try:

@@ -4,6 +4,11 @@ Normalization: Unicode NFKD with accents dropped, lower case, thousands separato
 numbers canonical ("1842.0" -> "1842", "3.50" -> "3.5"), punctuation treated as a separator, articles (a, an, the)
 dropped. Gold aliases: the gold may list alternatives separated by " | ", or be a JSON list of strings; the record's
 meta may add more under `gold_aliases`. An empty gold cannot verify anything.
+
+The F1 threshold (`acc traces --search-f1`, default 0.8) trades recall for precision: on the 147 distinct answers of
+Reflexion's ReAct HotpotQA logs, 1.0 (exact match) agrees with the benchmark's verdict on all of them, and 0.8 also
+accepts 5 that HotpotQA's exact match rejects ("Stone Brewing Co." for "Stone Brewing", but also "Albany, New York"
+for "New York").
 """
 
 from __future__ import annotations

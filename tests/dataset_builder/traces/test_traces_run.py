@@ -282,3 +282,21 @@ def test_trajectory_mode_on_smolagents_simpleqa(tmp_path, real):
     assert len(out) == 51 and out["sqa0"]["verified"] and out["sqa0"]["reasoning"] == "Searched and found 1842."
     assert json.loads(out["sqa0"]["meta"])["traces"] == {"candidates": 1, "mode": "trajectory", "status": "verified"}
     assert not rows(ds)["sqa0"]["verified"]  # --out leaves the input dataset alone
+
+
+def test_search_f1_option_sets_how_close_a_search_answer_must_be(tmp_path, capsys):
+    """`acc traces --search-f1 1.0` keeps only normalized exact matches; the default 0.8 also takes a near answer."""
+    from acc_hf.cli import main
+
+    page = Piece("page", "https://example.org/brewery", "Stone Brewing was founded in 1996 in San Marcos.")
+    records = [
+        make_record("exact", "search", "Which brewery?", [page], "Stone Brewing", {"trajectory_answer": "stone brewing"}),
+        make_record("near", "search", "Which brewery?", [page], "Stone Brewing", {"trajectory_answer": "Stone Brewing Co."}),
+    ]  # fmt: skip
+    ds = write(tmp_path / "ds", records)
+    for f1, verified in (("0.8", {"exact": True, "near": True}), ("1.0", {"exact": True, "near": False})):
+        out = tmp_path / f"out{f1}"
+        assert main(["traces", str(ds), "--out", str(out), "--search-f1", f1, "--no-progress"]) == 0
+        assert {rid: row["verified"] for rid, row in rows(out).items()} == verified
+    assert main(["traces", str(ds), "--search-f1", "0"]) == 2
+    assert "--search-f1 must be in (0, 1]" in capsys.readouterr().out

@@ -96,3 +96,22 @@ def test_agrees_with_the_benchmarks_own_scores(real, run, benchmark):
         f"{reported['exact_matches']:.0f}; {clear} clear numeric cases, all in agreement"
     )
     assert clear >= (len(rows) * 0.9 if benchmark == "simpleqa" else 1)
+
+
+def test_agrees_with_hotpotqa_exact_match_verdicts_of_react_runs(real):
+    """Reflexion's ReAct logs mark every answer CORRECT/INCORRECT by HotpotQA's exact match: with f1_threshold=1.0
+    the verifier agrees on every distinct (question, answer, gold); the default 0.8 also accepts near answers."""
+    from dataset_builder.adapters import read_file
+    from dataset_builder.schema import Trajectory
+
+    judged = {}
+    for path in sorted((real / "search/noahshinn__reflexion").rglob("*.txt")):
+        for t in read_file(path):
+            if isinstance(t, Trajectory) and "correct" in t.meta and t.final_answer:
+                judged[t.question, t.final_answer, t.gold] = t.meta["correct"]
+    assert len(judged) > 100 and 0 < sum(judged.values()) < len(judged)
+    strict = {key: verify(record(key[2]), key[1], f1_threshold=1.0).ok for key in judged}
+    assert strict == judged
+    lenient = {key for key in judged if verify(record(key[2]), key[1]).ok and not judged[key]}
+    assert ("Stone Brewing Co.", "Stone Brewing") in {(answer, gold) for _, answer, gold in lenient}
+    assert all(judged[key] <= verify(record(key[2]), key[1]).ok for key in judged)  # 0.8 only ever adds
