@@ -38,7 +38,7 @@ class ACCConfig(SFTConfig):
             Log loss and token accuracy per domain (`domain/<name>/loss`, `domain/<name>/token_accuracy`).
         attn_backend (`str`, defaults to `"auto"`):
             `"auto"` picks FlashAttention-2 (varlen) when CUDA and flash-attn are present, sdpa otherwise; or one of
-            `"flash_attention_2"`, `"sdpa"`, `"eager"`.
+            `"flash_attention_2"`, `"flash_attention_3"` (Hopper; same varlen boundaries), `"sdpa"`, `"eager"`.
         use_liger_kernel (`bool`, defaults to `False`):
             Liger's layer kernels (RMSNorm, RoPE, SwiGLU). Needs CUDA and liger-kernel: checked up front with a clear
             error. The loss always runs through TRL's fused LM head (Triton tiles on CUDA).

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
-ATTN_BACKENDS = ("auto", "flash_attention_2", "sdpa", "eager")
+ATTN_BACKENDS = ("auto", "flash_attention_2", "flash_attention_3", "sdpa", "eager")
 VARLEN_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 
 
@@ -54,10 +54,10 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def flash_attn_available() -> bool:
-    from transformers.utils import is_flash_attn_2_available
+def flash_attn_available(version: int = 2) -> bool:
+    from transformers.utils import is_flash_attn_2_available, is_flash_attn_3_available
 
-    return cuda_available() and is_flash_attn_2_available()
+    return cuda_available() and (is_flash_attn_2_available() if version == 2 else is_flash_attn_3_available())
 
 
 def check_liger_available(use_cpu: bool = False) -> None:
@@ -98,16 +98,22 @@ def select_kernels(attn_backend: str = "auto", use_liger_kernel: bool = False, u
         else:
             why = "use_cpu" if use_cpu else "flash-attn not installed" if on_cuda else "no CUDA device"
             attn, reason = "sdpa", f"auto: {why}"
-    elif attn_backend == "flash_attention_2":
-        if not (on_cuda and flash_attn_available()):
+    elif attn_backend.startswith("flash_attention"):
+        version = int(attn_backend[-1])
+        if not (on_cuda and flash_attn_available(version)):
+            package = (
+                "flash-attn package (pip install 'acc-hf[gpu]')"
+                if version == 2
+                else "FlashAttention-3 (Hopper) package"
+            )
             raise ValueError(
-                "attn_backend='flash_attention_2' needs a CUDA device (and use_cpu off) and the flash-attn package "
-                "(pip install 'acc-hf[gpu]'); use attn_backend='auto' to fall back to sdpa on this machine."
+                f"attn_backend={attn_backend!r} needs a CUDA device (and use_cpu off) and the {package}; use "
+                "attn_backend='auto' to fall back to sdpa on this machine."
             )
         attn, reason = attn_backend, "requested"
     else:
         attn, reason = attn_backend, "requested"
-    if attn == "flash_attention_2":
+    if attn.startswith("flash_attention"):
         packed = "varlen kernels, cu_seq_lens precomputed by the collator"
     else:
         packed = "block-diagonal mask built from position_ids"

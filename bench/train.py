@@ -376,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--attn-backends",
         default="auto",
-        help="long_context: comma-separated attention backends to compare (auto, sdpa, flash_attention_2, eager); "
+        help="long_context: comma-separated attention backends to compare (auto, sdpa, flash_attention_2, flash_attention_3, "
+        "eager); "
         "on a GPU: sdpa,flash_attention_2",
     )
     parser.add_argument(

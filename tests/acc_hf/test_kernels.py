@@ -23,6 +23,8 @@ def test_cpu_selects_sdpa_and_torch_tiles():
     assert select_kernels("eager").attn_implementation == "eager"
     with pytest.raises(ValueError, match="flash-attn"):
         select_kernels("flash_attention_2")
+    with pytest.raises(ValueError, match="FlashAttention-3"):
+        select_kernels("flash_attention_3")
     with pytest.raises(ValueError, match="attn_backend"):
         select_kernels("flex")
 
