@@ -328,14 +328,18 @@ def compile_trajectories(
     domain_options: Any = None,
     progress: bool = True,
     command: str = "",
+    test_size: float = 0.0,
 ) -> CompileResult:
     """Compile trajectory files into ACC records; with `out_dir`, also write the dataset (see `writer.py`).
 
     `domain` keeps only those domains (others become "domain filter" rejects); `fmt` forces one adapter for every
-    file; `budgets` maps domains to `BudgetRange`s or is a list of `--budget` strings."""
+    file; `budgets` maps domains to `BudgetRange`s or is a list of `--budget` strings; `test_size` holds out that
+    share of each domain's questions as a `test` split when the dataset is written (`writer.split_of`)."""
     from dataset_builder.domains import DomainOptions
     from dataset_builder.tokens import token_counter
 
+    if not 0.0 <= test_size < 1.0:
+        raise ValueError(f"test_size must be in [0, 1), got {test_size}")
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     domains = _parse_domains(domain)
@@ -391,6 +395,7 @@ def compile_trajectories(
         c.reasons[reason_class(rej.reason)] += 1
     settings = {
         "seed": seed,
+        "test_size": test_size,
         "tokenizer": counter.name,
         "budgets": {d: [b.low, b.high] for d, b in budget_map.items()},
         "max_budget": max_budget,

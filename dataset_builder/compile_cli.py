@@ -17,6 +17,7 @@ import argparse
 import logging
 import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
@@ -56,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--num-proc", type=int, default=1, metavar="N", help="processes reading files (same output)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of budgets, distractors and order")
+    parser.add_argument(
+        "--test-size",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="hold out a seeded share F of each domain's questions as a `test` split (all records of a question stay "
+        "together; default 0: train only). Train with it: `acc train ... --dataset_eval_split test`",
+    )
     parser.add_argument(
         "--repos", type=Path, metavar="DIR", help="swe: local git checkouts (file text at the base commit)"
     )
@@ -143,12 +152,19 @@ def run(args: argparse.Namespace) -> int:
             domain_options=opts,
             progress=not args.no_progress,
             command=command_line(args),
+            test_size=args.test_size,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(summary_table(result))
     print(f"\nwrote {args.out}: {len(result.records)} records, rejects in {Path(args.out) / 'rejects.jsonl'}")
+    if args.test_size:
+        from dataset_builder.writer import split_of
+
+        held = Counter(r.domain for r in result.records if split_of(r, args.test_size, args.seed) == "test")
+        per_domain = ", ".join(f"{d} {n}" for d, n in sorted(held.items())) or "none"
+        print(f"test split (--test-size {args.test_size:g}): {sum(held.values())} records ({per_domain})")
     if not result.balanced:
         print("error: inputs != records + rejects (a bug: please report it with stats.json)", file=sys.stderr)
         return 1
@@ -171,6 +187,7 @@ def command_line(args: argparse.Namespace) -> str:
         ("--max-budget", args.max_budget if args.max_budget != "131072" else None),
         ("--num-proc", args.num_proc if args.num_proc != 1 else None),
         ("--seed", args.seed if args.seed else None),
+        ("--test-size", args.test_size if args.test_size else None),
         ("--repos", args.repos),
         ("--db-dir", args.db_dir),
         *[("--db-url", u.split("=", 1)[0] + "=...") for u in args.db_url],  # URLs may hold passwords

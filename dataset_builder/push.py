@@ -3,7 +3,7 @@
     acc push acc_data --repo my-org/acc-data [--private] [--revision BRANCH] [--token-env HF_TOKEN]
 
 Creates the repository if needed (`HfApi.create_repo(repo_type="dataset", exist_ok=True)`), rewrites the card's usage
-example with the repository id, and uploads with `HfApi.upload_folder`: README.md, data/ shards, rejects.jsonl,
+example with the repository id, and uploads with `HfApi.upload_folder`: README.md, data/ shards (train and test), rejects.jsonl,
 stats.json and plots/. Shards and plots on the Hub that the local directory no longer has are deleted in the same
 commit, so `load_dataset("my-org/acc-data", "swe")` then reads exactly what `acc compile` wrote.
 
@@ -24,8 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-UPLOAD_PATTERNS = ["README.md", "stats.json", "rejects.jsonl", "data/*/train-*.parquet", "plots/*.png"]
-REPLACED_PATTERNS = ["data/*/train-*.parquet", "plots/*.png"]  # remote files of these kinds not in DIR are deleted
+SHARDS = "data/*/*-of-*.parquet"  # train and test shards
+UPLOAD_PATTERNS = ["README.md", "stats.json", "rejects.jsonl", SHARDS, "plots/*.png"]
+REPLACED_PATTERNS = [SHARDS, "plots/*.png"]  # remote files of these kinds not in DIR are deleted
 TEXT_FILES = ("README.md", "stats.json", "rejects.jsonl")  # the files that can name local paths
 
 
@@ -51,7 +52,7 @@ def check_dataset_dir(path: Path) -> list[str]:
     for name in ("README.md", "stats.json"):
         if not (path / name).is_file():
             problems.append(f"{path / name} is missing")
-    if not list(path.glob("data/*/train-*.parquet")):
+    if not list(path.glob(SHARDS)):
         problems.append(f"no parquet shards under {path / 'data'} (was `acc compile --out {path}` run, with records?)")
     return problems
 

@@ -3,6 +3,7 @@
     OUT/
       README.md                                  dataset card: `configs:` search / swe / sql / all (default)
       data/<domain>/train-00000-of-0000N.parquet  ACC records, features = schema.features()
+      data/<domain>/test-00000-of-0000N.parquet   with `--test-size`: the held-out questions (see `split_of`)
       rejects.jsonl                              one line per input that did not become a record (origin, reason)
       stats.json                                 counts, token statistics, reject reasons, compile settings
       plots/<domain>_lengths.png                 histograms of context tokens and budgets
@@ -14,6 +15,7 @@ the same bytes for the same table). Shards and plots this writer made earlier in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 from collections import Counter
@@ -22,6 +24,7 @@ from typing import Any
 
 from dataset_builder.schema import DOMAINS, ACCRecord, Reject
 
+SPLITS = ("train", "test")
 MAX_SHARD_BYTES = 512 * 2**20  # of text per shard (about 128 records of 128k tokens)
 ROW_GROUP_BYTES = 64 * 2**20
 CARD_TEMPLATE = "dataset_card.md.j2"
@@ -31,14 +34,24 @@ def write_dataset(out_dir: str | Path, result, *, license: str = "other", pretty
     """Write everything for a `compile.CompileResult`; returns the stats written to stats.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for old in [*out.glob("data/*/train-*-of-*.parquet"), *out.glob("plots/*_lengths.png")]:
+    for old in [*out.glob("data/*/*-*-of-*.parquet"), *out.glob("plots/*_lengths.png")]:
         old.unlink()
+    test_size, seed = float(result.settings.get("test_size") or 0.0), int(result.settings.get("seed") or 0)
     by_domain = {d: [r for r in result.records if r.domain == d] for d in DOMAINS}
-    shards = {d: write_shards(out, d, recs) for d, recs in by_domain.items() if recs}
+    parts = {d: split_records(recs, test_size, seed) for d, recs in by_domain.items() if recs}
+    shards = {d: {split: write_shards(out, d, recs, split) for split, recs in p.items()} for d, p in parts.items()}
     write_rejects(out / "rejects.jsonl", result.rejects)
-    stats = compute_stats(result, {d: paths for d, (paths, _) in shards.items()}, out)
-    for d, (_, nbytes) in shards.items():
-        stats["domains"][d]["dataset_bytes"] = nbytes
+    stats = compute_stats(result, {d: [f for paths, _ in w.values() for f in paths] for d, w in shards.items()}, out)
+    for d, written in shards.items():
+        stats["domains"][d]["dataset_bytes"] = sum(nbytes for _, nbytes in written.values())
+        stats["domains"][d]["splits"] = {
+            split: {
+                "n_records": len(parts[d][split]),
+                "dataset_bytes": nbytes,
+                "num_bytes": sum((out / f).stat().st_size for f in paths),
+            }
+            for split, (paths, nbytes) in written.items()
+        }
     stats["license"] = license
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     for d, recs in by_domain.items():
@@ -57,8 +70,30 @@ def arrow_schema():
     return feats.arrow_schema.with_metadata(meta)
 
 
-def write_shards(out: Path, domain: str, records: list[ACCRecord]) -> tuple[list[str], int]:
-    """Parquet shards of one domain, split by text size; returns their paths relative to `out` and the arrow size."""
+def split_of(record: ACCRecord, test_size: float, seed: int) -> str:
+    """ "test" for a seeded share `test_size` of each domain's questions, else "train".
+
+    Decided by a hash of the normalized question, so the records of one task (several runs, trials or agents) land
+    in the same split, and compiling more trajectories later never moves a question to the other split. Distractor
+    filler is drawn across the whole domain before splitting: a test context may hold evidence of train questions
+    (as distractors), never its own question's."""
+    if test_size <= 0:
+        return "train"
+    key = "\0".join([str(seed), record.domain, " ".join(record.question.lower().split())])
+    draw = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+    return "test" if draw < test_size else "train"
+
+
+def split_records(records: list[ACCRecord], test_size: float, seed: int) -> dict[str, list[ACCRecord]]:
+    """The non-empty splits of one domain's records, each in input order."""
+    parts: dict[str, list[ACCRecord]] = {split: [] for split in SPLITS}
+    for r in records:
+        parts[split_of(r, test_size, seed)].append(r)
+    return {split: recs for split, recs in parts.items() if recs}
+
+
+def write_shards(out: Path, domain: str, records: list[ACCRecord], split: str = "train") -> tuple[list[str], int]:
+    """Parquet shards of one domain's split, by text size; returns their paths relative to `out` and the arrow size."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -74,7 +109,7 @@ def write_shards(out: Path, domain: str, records: list[ACCRecord]) -> tuple[list
     schema = arrow_schema()
     paths, nbytes = [], 0
     for k, idx in enumerate(groups):
-        rel = f"data/{domain}/train-{k:05d}-of-{len(groups):05d}.parquet"
+        rel = f"data/{domain}/{split}-{k:05d}-of-{len(groups):05d}.parquet"
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist([records[i].to_row() for i in idx], schema=schema)
@@ -167,20 +202,24 @@ def front_matter(stats: dict[str, Any], license: str, pretty_name: str) -> dict[
     from dataset_builder.schema import features
 
     with_data = [d for d in DOMAINS if stats["domains"].get(d, {}).get("n_records")]
-    configs = [
-        {"config_name": "all", "data_files": [{"split": "train", "path": "data/*/train-*.parquet"}], "default": True}
-    ]
-    configs += [
-        {"config_name": d, "data_files": [{"split": "train", "path": f"data/{d}/train-*.parquet"}]} for d in with_data
-    ]
-    infos = DatasetInfosDict()
+    counts = {d: split_counts(stats["domains"][d]) for d in with_data}
+    configs, infos = [], DatasetInfosDict()
     for cfg in ["all", *with_data]:
         doms = with_data if cfg == "all" else [cfg]
-        n = sum(stats["domains"][d]["n_records"] for d in doms)
+        folder = "*" if cfg == "all" else cfg
+        names = [split for split in SPLITS if any(split in counts[d] for d in doms)]
+        config = {
+            "config_name": cfg,
+            "data_files": [{"split": n, "path": f"data/{folder}/{n}-*.parquet"} for n in names],
+        }
+        configs.append({**config, "default": True} if cfg == "all" else config)
+        splits = SplitDict()
+        for n in names:
+            num_bytes = sum(counts[d].get(n, {}).get("dataset_bytes", 0) for d in doms)
+            num_examples = sum(counts[d].get(n, {}).get("n_records", 0) for d in doms)
+            splits.add(SplitInfo(name=n, num_bytes=num_bytes, num_examples=num_examples))
         nbytes = sum(stats["domains"][d].get("dataset_bytes", 0) for d in doms)
         download = sum(stats["domains"][d]["num_bytes"] for d in doms)
-        splits = SplitDict()
-        splits.add(SplitInfo(name="train", num_bytes=nbytes, num_examples=n))
         infos[cfg] = DatasetInfo(features=features(), splits=splits, download_size=download, dataset_size=nbytes)
     meta: dict[str, Any] = {}
     if with_data:
@@ -197,6 +236,14 @@ def front_matter(stats: dict[str, Any], license: str, pretty_name: str) -> dict[
         "configs": configs if with_data else [],
         **meta,
     }
+
+
+def split_counts(domain_stats: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """{split: {n_records, dataset_bytes, ...}} of one domain (a stats.json written before splits: all train)."""
+    if domain_stats.get("splits"):
+        return domain_stats["splits"]
+    n, nbytes = domain_stats.get("n_records", 0), domain_stats.get("dataset_bytes", 0)
+    return {"train": {"n_records": n, "dataset_bytes": nbytes}} if n else {}
 
 
 def write_card(
@@ -220,6 +267,7 @@ def write_card(
         stats=stats,
         domains=[d for d in (*DOMAINS, "unknown") if d in stats["domains"]],
         configs=[c["config_name"] for c in meta["configs"]],
+        splits=sorted({f["split"] for c in meta["configs"] for f in c["data_files"]}),
         plots=plots,
         reasons=list(stats["reject_reasons"].items())[:15],
         settings=stats["settings"],

@@ -62,3 +62,22 @@ def test_acc_train_tiny_recipe_end_to_end(tmp_path, monkeypatch):
     with torch.no_grad():
         logits = model(**ids).logits
     assert torch.isfinite(logits).all() and logits.shape[-1] == model.config.vocab_size
+
+
+def test_acc_train_evaluates_on_the_held_out_split(tmp_path, monkeypatch):
+    """`acc compile --test-size` then `acc train --dataset_eval_split test`: held-out loss, overall and per domain."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data, out = tmp_path / "acc_data", tmp_path / "run"
+    assert acc_main(["compile", "--samples", "--out", str(data), "--test-size", "0.3", "--no-progress"]) == 0
+    code = acc_main(
+        [
+            "train", str(RECIPE), "--dataset_path", str(data), "--output_dir", str(out), "--only_verified", "false",
+            "--dataset_eval_split", "test", "--eval_strategy", "steps", "--eval_steps", "2", "--max_steps", "2",
+            "--logging_steps", "1", "--save_strategy", "steps", "--save_steps", "2",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    history = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
+    evals = [h for h in history if "eval_loss" in h]
+    assert len(evals) == 1 and evals[0]["step"] == 2
+    assert any(k.startswith("eval_domain/") and k.endswith("/loss") for k in evals[0])

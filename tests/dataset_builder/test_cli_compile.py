@@ -106,3 +106,42 @@ def test_help_explains_the_options(capsys):
     ):
         assert flag in out
     assert "records + rejects" in out
+
+
+def test_test_size_holds_out_whole_questions_as_a_test_split(tmp_path, monkeypatch):
+    """`--test-size`: a seeded share of each domain's questions becomes the `test` split of every config; no question
+    is in both splits, the two splits add up to the records, and the split is the same in a second compile."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from datasets import load_dataset
+
+    out, again = tmp_path / "a", tmp_path / "b"
+    for path in (out, again):
+        assert main(["compile", "--samples", "--out", str(path), "--no-progress", "--test-size", "0.3"]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["settings"]["test_size"] == 0.3
+    loaded = {
+        split: load_dataset(str(out), "all", split=split, cache_dir=str(tmp_path / "cache"))
+        for split in ("train", "test")
+    }
+    assert len(loaded["train"]) + len(loaded["test"]) == stats["n_records"] and len(loaded["test"]) > 0
+    assert not set(loaded["train"]["question"]) & set(loaded["test"]["question"])
+    for s in stats["domains"].values():
+        if s["n_records"]:
+            assert sum(part["n_records"] for part in s["splits"].values()) == s["n_records"]
+    meta = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])
+    assert meta["configs"][0]["data_files"] == [
+        {"split": "train", "path": "data/*/train-*.parquet"},
+        {"split": "test", "path": "data/*/test-*.parquet"},
+    ]
+    assert 'split="test"' in (out / "README.md").read_text()
+    shards = sorted(p.relative_to(out) for p in out.glob("data/*/*.parquet"))
+    assert shards == sorted(p.relative_to(again) for p in again.glob("data/*/*.parquet"))
+    assert all((out / p).read_bytes() == (again / p).read_bytes() for p in shards)
+    # compiling again without --test-size into the same directory leaves no stale test shards behind
+    assert main(["compile", "--samples", "--out", str(out), "--no-progress"]) == 0
+    assert not list(out.glob("data/*/test-*.parquet"))
+
+
+def test_test_size_out_of_range_is_a_usage_error(tmp_path, capsys):
+    assert main(["compile", "--samples", "--out", str(tmp_path / "o"), "--test-size", "1.5"]) == 2
+    assert "test_size must be in [0, 1)" in capsys.readouterr().err

@@ -76,7 +76,7 @@ def test_push_creates_the_dataset_repo_and_uploads_the_dataset_files(hub, datase
         "rejects.jsonl",
         "stats.json",
     ]
-    assert "data/*/train-*.parquet" in ukw["delete_patterns"]  # stale shards on the Hub go in the same commit
+    assert push.SHARDS in ukw["delete_patterns"]  # stale shards on the Hub go in the same commit
     card = (dataset_dir / "README.md").read_text()
     assert 'ds = load_dataset("my-org/acc-data", "all", split="train")' in card
     assert "my-org/acc-data" in capsys.readouterr().out
