@@ -101,7 +101,7 @@ def sample_inputs() -> tuple[list[Path], dict[str, Path]]:
     return dirs, {k: v for k, v in resources.items() if v.is_dir()}
 
 
-def _db_urls(items: list[str]) -> dict[str, str]:
+def parse_db_urls(items: list[str]) -> dict[str, str]:
     urls = {}
     for item in items:
         db_id, sep, url = item.partition("=")
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         opts = DomainOptions(
             repos_dir=args.repos or resources.get("repos_dir"),
             db_dir=args.db_dir or resources.get("db_dir"),
-            db_urls=_db_urls(args.db_url),
+            db_urls=parse_db_urls(args.db_url),
             page_cache_dir=args.page_cache or resources.get("page_cache_dir"),
         )
         if args.num_proc < 1:

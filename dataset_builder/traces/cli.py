@@ -61,6 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--db-dir", metavar="DIR", help="sql: where the databases are (the --db-dir given to acc compile)"
     )
     parser.add_argument(
+        "--db-url",
+        action="append",
+        default=[],
+        metavar="DB_ID=URL",
+        help="sql: run gold SQL of records with this db_id on a SQLAlchemy URL, read-only (as given to acc compile; "
+        "repeatable)",
+    )
+    parser.add_argument(
         "--search-f1",
         type=float,
         default=0.8,
@@ -78,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataset_builder.compile_cli import parse_db_urls
     from dataset_builder.traces.run import generate_traces
     from dataset_builder.traces.teacher import TeacherConfig
 
@@ -107,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
     verify_opts = {"ignore_whitespace": args.swe_ignore_whitespace, "f1_threshold": args.search_f1}
     if args.db_dir:
         verify_opts["db_root"] = args.db_dir
+    try:
+        verify_opts["db_urls"] = parse_db_urls(args.db_url)
+    except ValueError as err:
+        print(f"acc traces: {err}")
+        return 2
     try:
         summary = generate_traces(
             args.dataset,

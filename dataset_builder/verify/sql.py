@@ -11,7 +11,9 @@ The gold, in order of precedence:
   the answer may then have extra columns) with `meta["ignore_order"]`;
 - `gold_kind == "sql"` (or a gold that starts with SELECT/WITH): the benchmark's gold SQL, run read-only on the
   record's sqlite database (`find_database`): `mode=ro` URI, `PRAGMA query_only=ON`, one SELECT/WITH statement
-  checked with sqlglot, a deadline enforced by a progress handler, a row cap;
+  checked with sqlglot, a deadline enforced by a progress handler, a row cap. A record whose `db_id` has a
+  SQLAlchemy URL in `db_urls` (`acc traces --db-url`, as given to `acc compile`) runs it there instead
+  (`run_readonly_sql_url`);
 - otherwise the gold text parsed as a table.
 
 SQL written by a model or an agent is never executed: an answer that is SQL fails with that reason.
@@ -271,13 +273,13 @@ def compare_tables(
 # ---------------------------------------------------------------- gold SQL, read-only
 
 
-def check_gold_sql(sql: str) -> None:
+def check_gold_sql(sql: str, dialect: str = "sqlite") -> None:
     """Raise TableError unless `sql` is exactly one SELECT / WITH ... SELECT statement."""
     import sqlglot
     from sqlglot import exp
 
     try:
-        statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except sqlglot.errors.SqlglotError as err:
         raise TableError(f"gold SQL does not parse: {str(err).splitlines()[0][:200]}") from err
     if len(statements) != 1:
@@ -324,6 +326,59 @@ def _run_cached(path: str, mtime_ns: int, sql: str, timeout: float, max_rows: in
         conn.close()
 
 
+def run_readonly_sql_url(url: str, sql: str, *, timeout: float = 30.0, max_rows: int = MAX_ROWS) -> Table:
+    """Run one benchmark (gold) SELECT through SQLAlchemy, in a transaction that is rolled back.
+
+    Every engine: one SELECT/WITH statement checked with sqlglot in the engine's dialect, and a row cap. sqlite: the
+    file opened `mode=ro`, `PRAGMA query_only`, a deadline by progress handler (tested). PostgreSQL: a READ ONLY
+    transaction and `statement_timeout`; MySQL/MariaDB: `max_execution_time` (neither tested here: no server)."""
+    return _run_url_cached(url, sql, timeout, max_rows)
+
+
+@lru_cache(maxsize=256)
+def _run_url_cached(url: str, sql: str, timeout: float, max_rows: int) -> Table:
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dataset_builder.domains import CompileError
+    from dataset_builder.domains.sql import _hide_password, _read_only_url, sql_dialect
+
+    try:
+        engine = create_engine(_read_only_url(url))
+    except (SQLAlchemyError, CompileError, ImportError, ValueError) as err:
+        raise TableError(f"cannot open database {_hide_password(url)}: {err}") from err
+    name = engine.dialect.name
+    check_gold_sql(sql, sql_dialect(name) or "sqlite")
+    deadline = time.monotonic() + timeout
+    try:
+        with engine.connect() as conn:
+            ms = max(1, int(timeout * 1000))
+            if name == "sqlite":
+                raw = conn.connection.driver_connection
+                raw.execute("PRAGMA query_only = ON")
+                raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            elif name == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+            elif name in ("mysql", "mariadb"):
+                conn.exec_driver_sql(f"SET SESSION max_execution_time = {ms}")
+            try:
+                result = conn.exec_driver_sql(sql)
+                rows = result.fetchmany(max_rows + 1)
+                header = list(result.keys())
+            finally:
+                conn.rollback()
+    except SQLAlchemyError as err:
+        if time.monotonic() > deadline:
+            raise TableError(f"gold SQL ran past its {timeout:g}s deadline") from err
+        raise TableError(f"gold SQL failed: {str(err).splitlines()[0][:300]}") from err
+    finally:
+        engine.dispose()
+    if len(rows) > max_rows:
+        raise TableError(f"gold SQL returned more than {max_rows} rows")
+    return Table([tuple(cell(v) for v in row) for row in rows], header)
+
+
 def find_database(meta: dict[str, Any], db_root: str | Path | None = None) -> Path:
     """The record's sqlite file: `meta["db_path"]` (absolute, or under `db_root`), else the compile step's
     `meta["evidence"]["database"]` (relative to the --db-dir it used: pass that as `db_root`). The path an agent
@@ -343,7 +398,9 @@ def find_database(meta: dict[str, Any], db_root: str | Path | None = None) -> Pa
     raise TableError(f"database not found: {', '.join(str(p) for p in tried)}")
 
 
-def _gold_tables(record: Any, meta: dict, db_root: str | Path | None, timeout: float) -> list[tuple[str, Table]]:
+def _gold_tables(
+    record: Any, meta: dict, db_root: str | Path | None, timeout: float, db_urls: dict[str, str] | None = None
+) -> list[tuple[str, Table]]:
     tables = meta_value(meta, "gold_tables")
     if tables:
         return [(f"gold table {i}", parse_table(t)) for i, t in enumerate(tables)]
@@ -352,6 +409,9 @@ def _gold_tables(record: Any, meta: dict, db_root: str | Path | None, timeout: f
         raise TableError("no gold to verify against")
     kind = meta_value(meta, "gold_kind") or ("sql" if re.match(r"^\s*(select|with)\b", gold, re.I) else "table")
     if kind == "sql":
+        url = (db_urls or {}).get(str(meta.get("db_id") or ""))
+        if url:
+            return [("gold SQL result", run_readonly_sql_url(url, gold, timeout=timeout))]
         return [("gold SQL result", run_readonly_sql(find_database(meta, db_root), gold, timeout=timeout))]
     return [("gold table", parse_table(gold))]
 
@@ -361,6 +421,7 @@ def verify_sql(
     answer: str,
     *,
     db_root: str | Path | None = None,
+    db_urls: dict[str, str] | None = None,
     timeout: float = 30.0,
     ignore_order: bool | None = None,
     ignore_column_order: bool = True,
@@ -378,7 +439,7 @@ def verify_sql(
     except TableError as err:
         return Verdict(False, 0.0, f"answer is not a table: {err}")
     try:
-        golds = _gold_tables(record, meta, db_root, timeout)
+        golds = _gold_tables(record, meta, db_root, timeout, db_urls)
     except (TableError, OSError, json.JSONDecodeError) as err:
         return Verdict(False, 0.0, f"gold unavailable: {err}")
     options = {

@@ -300,3 +300,21 @@ def test_search_f1_option_sets_how_close_a_search_answer_must_be(tmp_path, capsy
         assert {rid: row["verified"] for rid, row in rows(out).items()} == verified
     assert main(["traces", str(ds), "--search-f1", "0"]) == 2
     assert "--search-f1 must be in (0, 1]" in capsys.readouterr().out
+
+
+def test_db_url_option_runs_gold_sql_on_a_sqlalchemy_url(tmp_path, harbour_db, capsys):
+    """A record compiled from `--db-url harbour=...` names no database file: `acc traces --db-url` finds its gold."""
+    from acc_hf.cli import main
+
+    gold = "SELECT vessel, SUM(passengers) FROM sailings GROUP BY vessel"
+    answer = "| vessel | total |\n|---|---|\n| Gannet | 390 |\n| Merrow | 60 |\n| Skerry Star | 215 |"
+    table = Piece("table", "sailings", "vessel | passengers | cancelled")
+    meta = {"db_id": "harbour", "gold_kind": "sql", "trajectory_answer": answer}
+    ds = write(tmp_path / "ds", [make_record("q", "sql", "Passengers per vessel?", [table], gold, meta)])
+    assert main(["traces", str(ds), "--out", str(tmp_path / "without"), "--no-progress"]) == 0
+    assert not rows(tmp_path / "without")["q"]["verified"]
+    url = f"harbour=sqlite:///{harbour_db}"
+    assert main(["traces", str(ds), "--out", str(tmp_path / "with"), "--db-url", url, "--no-progress"]) == 0
+    assert rows(tmp_path / "with")["q"]["verified"]
+    assert main(["traces", str(ds), "--db-url", "no-equals-sign"]) == 2
+    assert "expected DB_ID=URL" in capsys.readouterr().out

@@ -198,3 +198,33 @@ def test_gold_sql_is_read_only_single_select_with_deadline(tmp_path):
     assert "names no database" in verify(nested, "10").why
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM t").fetchone() == (5,)
+
+
+def test_gold_sql_through_a_sqlalchemy_url_is_read_only_with_deadline(tmp_path):
+    """Records compiled from `--db-url` databases: the gold SQL runs on the URL given for their db_id, with the same
+    guarantees as the sqlite path (checked statement, read-only connection, deadline, row cap)."""
+    from dataset_builder.verify.sql import run_readonly_sql_url
+
+    db = tmp_path / "harbour.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(5)])
+    url = f"sqlite:///{db}"
+    query = "WITH s AS (SELECT SUM(x) AS total FROM t) SELECT total FROM s"
+    assert run_readonly_sql_url(url, query).rows == run_readonly_sql(db, query).rows == [(10.0,)]
+    urls = {"harbour": url}
+    assert verify(record("SELECT SUM(x) FROM t", gold_kind="sql", db_id="harbour"), "10", db_urls=urls).ok
+    assert not verify(record("SELECT SUM(x) FROM t", gold_kind="sql", db_id="harbour"), "11", db_urls=urls).ok
+    with pytest.raises(TableError, match="not DELETE"):
+        run_readonly_sql_url(url, "DELETE FROM t")
+    forever = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT MAX(i) FROM n"
+    with pytest.raises(TableError, match="deadline"):
+        run_readonly_sql_url(url, forever, timeout=0.2)
+    with pytest.raises(TableError, match="more than 3 rows"):
+        run_readonly_sql_url(url, "SELECT x FROM t", max_rows=3)
+    gone = verify(
+        record("SELECT 1", gold_kind="sql", db_id="lost"), "1", db_urls={"lost": f"sqlite:///{tmp_path}/no.db"}
+    )
+    assert not gone.ok and "cannot open database" in gone.why
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM t").fetchone() == (5,)
