@@ -3,9 +3,9 @@
     acc push acc_data --repo my-org/acc-data [--private] [--revision BRANCH] [--token-env HF_TOKEN]
 
 Creates the repository if needed (`HfApi.create_repo(repo_type="dataset", exist_ok=True)`), rewrites the card's usage
-example with the repository id, and uploads with `HfApi.upload_folder`: README.md, data/ shards (train and test), rejects.jsonl,
-stats.json and plots/. Shards and plots on the Hub that the local directory no longer has are deleted in the same
-commit, so `load_dataset("my-org/acc-data", "swe")` then reads exactly what `acc compile` wrote.
+example with the repository id, and uploads with `HfApi.upload_folder`: README.md, data/ shards (train and test),
+rejects.jsonl, stats.json and plots/. Shards and plots on the Hub that the local directory no longer has are deleted
+in the same commit, so `load_dataset("my-org/acc-data", "swe")` then reads exactly what `acc compile` wrote.
 
 The local directory keeps its absolute paths (`acc traces` finds the databases through stats.json), but what goes to
 the Hub names none: in the card, stats.json and rejects.jsonl, paths under the compiled inputs' folders become

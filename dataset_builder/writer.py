@@ -71,7 +71,7 @@ def arrow_schema():
 
 
 def split_of(record: ACCRecord, test_size: float, seed: int) -> str:
-    """ "test" for a seeded share `test_size` of each domain's questions, else "train".
+    """The record's split: "test" for a seeded share `test_size` of each domain's questions, else "train".
 
     Decided by a hash of the normalized question, so the records of one task (several runs, trials or agents) land
     in the same split, and compiling more trajectories later never moves a question to the other split. Distractor
