@@ -64,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
     step(2, "reasoning traces from the trajectories, kept when their answers verify")
     acc("traces", data, "--traces", "trajectory")
 
-    step(3, "load it with datasets.load_dataset")
-    from datasets import get_dataset_config_names, load_dataset
+    step(3, "load it with datasets (the card's configs, read fresh from disk)")
+    from dataset_builder.load import acc_config_names, load_acc_split
 
-    loaded = {cfg: load_dataset(str(data), cfg, split="train") for cfg in get_dataset_config_names(str(data))}
+    loaded = {cfg: load_acc_split(str(data), cfg, split="train") for cfg in acc_config_names(str(data))}
     for cfg, ds in loaded.items():
-        print(f"  load_dataset({str(data)!r}, {cfg!r}): {len(ds)} rows, {sum(ds['verified'])} verified")
+        print(f"  load_acc_split({str(data)!r}, {cfg!r}): {len(ds)} rows, {sum(ds['verified'])} verified")
 
     step(4, "train a tiny Qwen3-MoE with ACCTrainer on the verified records")
     from acc_hf.tiny import save_tiny

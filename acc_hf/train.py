@@ -54,7 +54,9 @@ def make_parser():
 
 def load_acc_dataset(path: str, configs: list[str] | None = None, split: str = "train"):
     """One split of an ACC dataset: the given configs (domains) concatenated, else its `all` (or default) config."""
-    from datasets import DatasetDict, concatenate_datasets, get_dataset_config_names, load_dataset, load_from_disk
+    from datasets import DatasetDict, concatenate_datasets, load_from_disk
+
+    from dataset_builder.load import acc_config_names, load_acc_split
 
     local = Path(path)
     if local.is_dir() and ((local / "state.json").is_file() or (local / "dataset_dict.json").is_file()):
@@ -65,12 +67,12 @@ def load_acc_dataset(path: str, configs: list[str] | None = None, split: str = "
             f"ACC dataset not found at {path}: build one with `acc demo` or `acc compile ... --out {path}`, "
             "or pass --dataset_path DIR_OR_HUB_ID"
         )
-    available = get_dataset_config_names(path)
+    available = acc_config_names(path)
     wanted = [c for c in configs or [] if c != "all"]
     if wanted and all(c in available for c in wanted):
-        return concatenate_datasets([load_dataset(path, c, split=split) for c in wanted])
+        return concatenate_datasets([load_acc_split(path, c, split=split) for c in wanted])
     # No per-domain configs: load everything; ACCTrainer keeps the rows of the wanted domains.
-    return load_dataset(path, "all" if "all" in available else None, split=split)
+    return load_acc_split(path, "all" if "all" in available else None, split=split)
 
 
 def load_model(model_args, args, plan):

@@ -111,7 +111,9 @@ def load_rows(data: str, config: str):
         return load_dataset("parquet", data_files=str(path), split="train")
     if not path.is_dir():
         raise FileNotFoundError(f"{data} does not exist")
-    return load_dataset(str(path), config, split="train")
+    from dataset_builder.load import load_acc_split
+
+    return load_acc_split(str(path), config, split="train")
 
 
 def select_records(data: str, config: str, n: int, max_tokens: int, model_path: str) -> tuple[list[dict], dict]:
