@@ -69,6 +69,9 @@ def read_file(path: str | Path, fmt: str | None = None) -> Iterator[Trajectory |
     except TextFileError as err:
         yield Reject(origin=str(path), reason=str(err))
         return
+    except Exception as err:  # a sniffer that chokes on the file (deep nesting, encoding, memory) rejects the file
+        yield Reject(origin=str(path), reason=f"format detection failed: {type(err).__name__}: {str(err)[:300]}")
+        return
     if module is None:
         yield Reject(
             origin=str(path),

@@ -59,6 +59,8 @@ def load_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise TextFileError(f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
+    except RecursionError as err:
+        raise TextFileError("invalid JSON: RecursionError (nested too deeply to parse)") from err
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | None, str]]:
@@ -67,10 +69,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | None, str]]:
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            yield lineno, json.loads(line), ""
-        except json.JSONDecodeError as err:
-            yield lineno, None, f"malformed JSON line: {err.msg} at column {err.colno}"
+        obj, error = parse_json_line(line)
+        yield lineno, obj, error
 
 
 def iter_json_records(path: Path) -> Iterator[tuple[str, Any, str]]:
@@ -86,10 +86,15 @@ def iter_json_records(path: Path) -> Iterator[tuple[str, Any, str]]:
     if not as_lines or not any(not error for _, _, error in lines):
         try:
             doc = json.loads(text)
-        except json.JSONDecodeError as err:
+        except (ValueError, RecursionError) as err:
             lines = lines or _json_lines(text)
             if not any(not error for _, _, error in lines):
-                yield "", None, f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
+                why = (
+                    f"line {err.lineno} column {err.colno}: {err.msg}"
+                    if isinstance(err, json.JSONDecodeError)
+                    else f"{type(err).__name__} (nested too deeply to parse)"
+                )
+                yield "", None, f"invalid JSON at {why}"
                 return
         else:
             yield from ((f"#{i}", item, "") for i, item in enumerate(doc)) if isinstance(doc, list) else [("", doc, "")]
@@ -101,11 +106,21 @@ def _json_lines(text: str) -> list[tuple[str, Any, str]]:
     results = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            try:
-                results.append((f":{lineno}", json.loads(line), ""))
-            except json.JSONDecodeError as err:
-                results.append((f":{lineno}", None, f"malformed JSON line: {err.msg} at column {err.colno}"))
+            obj, error = parse_json_line(line)
+            results.append((f":{lineno}", obj, error))
     return results
+
+
+def parse_json_line(line: str) -> tuple[Any | None, str]:
+    """(object, "") or (None, why): a bad line is a reject of that line only, whatever the parser raised."""
+    try:
+        return json.loads(line), ""
+    except json.JSONDecodeError as err:
+        return None, f"malformed JSON line: {err.msg} at column {err.colno}"
+    except RecursionError:
+        return None, "malformed JSON line: RecursionError (nested too deeply to parse)"
+    except (ValueError, MemoryError) as err:
+        return None, f"malformed JSON line: {type(err).__name__}: {err}"
 
 
 def read_records(
@@ -128,8 +143,12 @@ def read_records(
         return
     for where, record, error in items:
         origin = f"{path}{where}"
-        reason = error or problem(record)
-        yield reject(origin, reason) if reason else build(record, where, origin)
+        try:
+            reason = error or problem(record)
+            item = reject(origin, reason) if reason else build(record, where, origin)
+        except Exception as err:  # one record a parser or adapter chokes on is that record's reject, not the file's
+            item = reject(origin, f"adapter failed on this record: {type(err).__name__}: {str(err)[:300]}")
+        yield item
 
 
 def needs_list(key: str, what: str) -> Callable[[Any], str]:

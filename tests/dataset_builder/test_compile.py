@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dataset_builder.compile import compile_trajectories, expand_inputs, non_trajectory_reason, reason_class
+from dataset_builder.adapters.triage import non_trajectory_reason
+from dataset_builder.compile import compile_trajectories, expand_inputs, reason_class
 from dataset_builder.schema import ACCRecord
 from dataset_builder.tokens import token_counter
 
@@ -73,6 +74,10 @@ def bad_inputs(tmp_path):
     )
     (d / "LICENSE").write_text("Copyright (c) 2024 Someone\n\nPermission is hereby granted, free of charge, ...\n")
     (d / "scores.json").write_text(json.dumps({"model_id": "m", "benchmarks": {"qa": {"exact_match": 0.5}}}))
+    deep = '{"messages": ' + "[" * 200_000 + "]" * 200_000 + "}"  # RecursionError in json, not JSONDecodeError
+    (d / "deep.json").write_text(deep)
+    write_jsonl(d / "deep_line.jsonl", [search[3], deep, search[4]])  # one line nested 200,000 levels deep
+    (d / "latin1.jsonl").write_bytes(json.dumps(search[5]).encode().replace(b"}", "\u00e9}".encode()) + b"\xe9\n")
     return d
 
 
@@ -94,14 +99,31 @@ def test_bad_inputs_become_rejects_with_reasons(bad_inputs, tmp_path):
     assert reasons["all_preds.jsonl"].startswith("SWE-bench predictions")
     assert reasons["LICENSE"] == "licence text, not a trajectory"
     assert reasons["scores.json"].startswith("benchmark score summary")
-    # the two good search runs are records; every input is in exactly one place
-    want = sorted(row["id"] for row in sample_rows("search/carrow_messages.jsonl")[:2])
+    assert "RecursionError" in reasons["deep.json"]
+    assert reasons["deep_line.jsonl:2"] == "malformed JSON line: RecursionError (nested too deeply to parse)"
+    assert reasons["latin1.jsonl"].startswith("not UTF-8 text")
+    # the good search runs beside them (two in search_runs.jsonl, two around the deep line) are records
+    rows = sample_rows("search/carrow_messages.jsonl")
+    want = sorted(rows[i]["id"] for i in (0, 1, 3, 4))
     assert sorted(json.loads(r.meta)["trajectory_id"] for r in result.records) == want
-    assert len(result.rejects) == 13 and result.balanced
+    assert len(result.rejects) == 16 and result.balanced
     lines = (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()
-    assert len(lines) == 13 and all(json.loads(line)["reason"] for line in lines)
+    assert len(lines) == 16 and all(json.loads(line)["reason"] for line in lines)
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
-    assert stats["n_in"] == 15 and stats["balanced"]
+    assert stats["n_in"] == 20 and stats["balanced"]
+
+
+def test_acc_compile_cli_survives_every_malformed_input(bad_inputs, tmp_path, capsys):
+    """The CLI on the whole malformed directory: exit 0, no traceback, every bad input named in rejects.jsonl."""
+    from acc_hf.cli import main
+
+    budgets = sum((["--budget", f"{d}={b}"] for d, b in SMALL.items()), [])
+    code = main(["compile", str(bad_inputs), "--out", str(tmp_path / "cli"), "--no-progress", *budgets])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.out + captured.err
+    named = {json.loads(line)["origin"].split(":")[0] for line in (tmp_path / "cli" / "rejects.jsonl").open()}
+    for bad in ("deep.json", "deep_line.jsonl", "latin1.jsonl", "blob.jsonl", "empty.jsonl", "LICENSE", "huge.jsonl"):
+        assert any(origin.endswith(bad) for origin in named), bad
 
 
 def test_domain_filter_and_format_override(bad_inputs):
