@@ -11,6 +11,10 @@ Every adapter module defines:
         # an unreadable file is one Reject. Adapters never execute code or SQL found in a trajectory.
 
 `read_file` wraps any adapter so that no exception escapes: a crash becomes a Reject naming the file.
+
+Dataset files (parquet, arrow, compressed jsonl / JSON, hf:// files) go to the row adapters (rows.py: one run per
+row, layout detected per file); plain JSON / JSONL files go to them when their rows look like dataset rows (the
+row layouts' sniffs, before the generic openai_messages).
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ ADAPTER_MODULES = (
     "search_r1",
     "spider_agent",
     "langgraph",
+    "adp_rows",
+    "role_text_rows",
+    "sharegpt_rows",
+    "chat_rows",
     "openai_messages",
 )
 
@@ -63,6 +71,11 @@ def detect(path: Path) -> ModuleType | None:
 
 def read_file(path: str | Path, fmt: str | None = None) -> Iterator[Trajectory | Reject]:
     """All trajectories of one file, or Rejects saying why not. Never raises for bad input."""
+    from dataset_builder.readers import is_binary_dataset_file, is_hub_url
+
+    if is_hub_url(str(path)) or is_binary_dataset_file(path):
+        yield from _read_dataset_file(str(path), fmt)
+        return
     path = Path(path)
     try:
         module = get_adapter(fmt) if fmt else detect(path)
@@ -90,3 +103,20 @@ def read_file(path: str | Path, fmt: str | None = None) -> Iterator[Trajectory |
         yield Reject(
             origin=where, reason=f"{module.NAME} adapter failed: {type(err).__name__}: {err}", source=module.NAME
         )
+
+
+def _read_dataset_file(path: str, fmt: str | None) -> Iterator[Trajectory | Reject]:
+    from dataset_builder.adapters.rows import layout_names, read_rows
+
+    if fmt and fmt not in layout_names():
+        yield Reject(origin=path, reason=f"--format {fmt} reads trajectory files; dataset rows need one of: "
+                     f"{', '.join(layout_names())} (or no --format)", source=fmt)  # fmt: skip
+        return
+    n_yielded = 0
+    try:
+        for item in read_rows(path, fmt):
+            n_yielded += 1
+            yield item
+    except Exception as err:  # a reader bug must not kill a run over thousands of shards
+        where = f"{path} (after {n_yielded} rows)" if n_yielded else path
+        yield Reject(origin=where, reason=f"row reader failed: {type(err).__name__}: {err}")
