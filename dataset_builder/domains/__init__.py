@@ -34,6 +34,11 @@ class DomainOptions:
     db_dir: Path | None = None  # sql: database files (sqlite), matched by db_id
     db_urls: dict[str, str] = field(default_factory=dict)  # sql: db_id -> SQLAlchemy URL (any engine)
     page_cache_dir: Path | None = None  # search: full page texts by url (see domains/search.py)
+    # task tables and run selection (readers/tasks.py): --tasks SOURCE, --only-resolved, --max-per-instance N
+    tasks: str | None = None  # a task table (parquet / jsonl / directory / hf://) joined on instance id
+    only_resolved: bool = False
+    max_per_instance: int = 0  # 0: no cap
+    instance_counts: dict = field(default_factory=dict, repr=False, compare=False)  # runs seen per instance
 
 
 @dataclass
@@ -48,6 +53,9 @@ class Evidence:
 def extract(traj: Trajectory, opts: DomainOptions | None = None) -> Evidence:
     """Gold evidence + own distractors of one trajectory. Raises CompileError with the reason when impossible."""
     opts = opts or DomainOptions()
+    from dataset_builder.readers.tasks import prepare
+
+    prepare(traj, opts)  # --tasks join, --only-resolved, --max-per-instance (may raise CompileError)
     if traj.domain == "search":
         from dataset_builder.domains import search as module
     elif traj.domain == "swe":
