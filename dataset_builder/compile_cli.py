@@ -90,6 +90,21 @@ def sample_inputs() -> tuple[list[Path], dict[str, Path]]:
     """The bundled sample trajectories and the resources they need (database dir, repository, page cache)."""
     dirs = [SAMPLES_DIR / d for d in ("search", "sql", "swe") if (SAMPLES_DIR / d).is_dir()]
     if not dirs:
+        "--tasks",
+        metavar="SOURCE",
+        help="task table joined on instance id (parquet / jsonl / directory / hf://datasets/ORG/NAME, e.g. SWE-bench, "
+        "SWE-rebench, BIRD): repo, base commit and gold patch / SQL / answer; unresolved SWE runs then answer with "
+        "the gold patch",
+    )
+    parser.add_argument("--only-resolved", action="store_true", help="keep only runs the source marks resolved")
+    parser.add_argument(
+        "--max-per-instance",
+        type=int,
+        default=8,
+        metavar="N",
+        help="at most N runs of one task instance, the first read (default 8; 0: no cap)",
+    )
+    parser.add_argument(
         raise FileNotFoundError(
             f"the bundled samples are missing ({SAMPLES_DIR} has no search/, sql/ or swe/); reinstall acc-hf or pass INPUTs"
         )
@@ -120,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        inputs: list[Path] = [Path(p) for p in args.inputs]
+        inputs: list = [p if p.startswith("hf://") else Path(p) for p in args.inputs]
         resources: dict[str, Path] = {}
         if args.samples or not inputs:
             sample_dirs, resources = sample_inputs()
@@ -134,9 +149,16 @@ def run(args: argparse.Namespace) -> int:
             db_dir=args.db_dir or resources.get("db_dir"),
             db_urls=parse_db_urls(args.db_url),
             page_cache_dir=args.page_cache or resources.get("page_cache_dir"),
+            tasks=args.tasks,
+            only_resolved=args.only_resolved,
+            max_per_instance=max(0, args.max_per_instance),
         )
         if args.num_proc < 1:
             raise ValueError("--num-proc must be >= 1")
+        if args.tasks:
+            from dataset_builder.readers.tasks import load_tasks
+
+            load_tasks(args.tasks)  # a task table that cannot be read is a usage error, before any work
         max_budget = parse_size(args.max_budget)
         budgets = parse_budgets(args.budget, max_budget)
         result = compile_trajectories(
@@ -195,6 +217,9 @@ def command_line(args: argparse.Namespace) -> str:
     ]:
         if value is True:
             parts.append(flag)
+        ("--tasks", args.tasks),
+        ("--only-resolved", args.only_resolved),
+        ("--max-per-instance", args.max_per_instance if args.max_per_instance != 8 else None),
         elif value not in (None, False, ""):
             parts += [flag, str(value)]
     return " ".join(shlex.quote(str(p)) for p in parts)
