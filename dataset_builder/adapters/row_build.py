@@ -53,7 +53,7 @@ class Turn:
 
 def build(turns: list[Turn], fields: RowFields, source: str, origin: str, default_id: str) -> Trajectory | Reject:
     def reject(reason: str, domain: str = "") -> Reject:
-        return Reject(origin=origin, reason=reason, source=source, domain=domain)
+        return Reject(origin=origin, reason=reason, source=source, domain=domain or domain_hint(turns, fields))
 
     if not turns:
         return reject("the turns list is empty or holds no readable turn")
@@ -168,6 +168,17 @@ def infer_domain(steps: list[Step], fields: RowFields) -> str:
     if n_search == n_swe:
         return ""
     return "search" if n_search > n_swe else "swe"
+
+
+def domain_hint(turns: list[Turn], fields: RowFields) -> str:
+    """The domain a row belongs to from its columns alone (for rejects made before any tool is seen)."""
+    if fields.domain:
+        return fields.domain
+    if fields.patch is not None or fields.base_commit:
+        return "swe"
+    if fields.db_id or any(AGENTTUNING_DB in t.text for t in turns if t.role == "user"):
+        return "sql"
+    return ""
 
 
 def task_turn(turns: list[Turn]) -> str:
