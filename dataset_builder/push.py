@@ -2,6 +2,12 @@
 
     acc push acc_data --repo my-org/acc-data [--private] [--revision BRANCH] [--token-env HF_TOKEN]
 
+Before any network call, everything it would upload (card, stats.json, rejects.jsonl, every shard row) is scanned for
+credentials and personal data (`dataset_builder.secrets`, the scan `acc compile` redacts with); if anything is found
+it stops with the locations (file, row, field, type; never the value) and exit code 3, unless `--allow-secrets`.
+Values known to be public can be listed in `--secrets-allowlist FILE` (one per line). The local `secrets.jsonl`
+(compile's findings) is never uploaded.
+
 Creates the repository if needed (`HfApi.create_repo(repo_type="dataset", exist_ok=True)`), rewrites the card's usage
 example with the repository id, and uploads with `HfApi.upload_folder`: README.md, data/ shards (train and test),
 rejects.jsonl, stats.json and plots/. Shards and plots on the Hub that the local directory no longer has are deleted
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,6 +35,9 @@ SHARDS = "data/*/*-of-*.parquet"  # train and test shards
 UPLOAD_PATTERNS = ["README.md", "stats.json", "rejects.jsonl", SHARDS, "plots/*.png"]
 REPLACED_PATTERNS = [SHARDS, "plots/*.png"]  # remote files of these kinds not in DIR are deleted
 TEXT_FILES = ("README.md", "stats.json", "rejects.jsonl")  # the files that can name local paths
+MAX_LISTED = 50  # findings printed when a push is refused
+
+log = logging.getLogger("acc")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +52,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="environment variable holding the Hub token (default: HF_TOKEN, else the token saved by `hf auth login`)",
     )
     parser.add_argument("--message", default=None, help="commit message (default: 'Upload ACC dataset')")
+    parser.add_argument(
+        "--allow-secrets",
+        action="store_true",
+        help="upload even if the pre-upload scan finds credentials or personal data (they are listed as warnings)",
+    )
+    parser.add_argument(
+        "--secrets-allowlist",
+        metavar="FILE",
+        default=None,
+        help="values known to be public (one per line) that the pre-upload scan does not report",
+    )
 
 
 def check_dataset_dir(path: Path) -> list[str]:
@@ -65,7 +86,7 @@ def local_paths(path: Path) -> list[tuple[str, str]]:
     settings = json.loads((path / "stats.json").read_text()).get("settings") or {}
     inputs = {str(Path(p).parent): "" for p in settings.get("inputs") or []}
     others = {str(Path.home()): "~", str(path.resolve()): f"<local>/{path.resolve().name}"}
-    for key in ("db_dir", "repos_dir", "page_cache_dir"):
+    for key in ("db_dir", "repos_dir", "page_cache_dir", "secrets_allowlist"):
         if settings.get(key):
             others[settings[key]] = f"<local>/{Path(settings[key]).name}"
     return _longest_first(inputs) + _longest_first(others)
@@ -98,6 +119,22 @@ def stage_for_hub(path: Path, staging: Path) -> None:
                     shutil.copy2(src, dst)
 
 
+class SecretsFound(Exception):
+    """The files to upload hold credentials or personal data; nothing was sent."""
+
+    def __init__(self, locations: list):
+        self.locations = locations
+        super().__init__(f"{len(locations)} credentials or personal data found in the files to upload")
+
+
+def check_upload(staging: Path, allowlist: str | Path | None = None) -> list:
+    """Every finding in the staged files (what would be uploaded), as `secrets.Location`s."""
+    from dataset_builder.secrets import Scanner, load_allowlist, scan_files
+
+    files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    return scan_files(staging, files, Scanner(load_allowlist(allowlist)))
+
+
 def push(
     path: str | Path,
     repo_id: str,
@@ -106,8 +143,13 @@ def push(
     revision: str | None = None,
     token: str | None = None,
     message: str | None = None,
+    allow_secrets: bool = False,
+    secrets_allowlist: str | Path | None = None,
 ):
-    """Create the dataset repo if needed and upload DIR; returns the CommitInfo of the upload."""
+    """Create the dataset repo if needed and upload DIR; returns the CommitInfo of the upload.
+
+    Raises SecretsFound, before any network call, when the staged files hold credentials or personal data (unless
+    `allow_secrets`)."""
     from huggingface_hub import HfApi
 
     from dataset_builder.writer import write_card
@@ -117,12 +159,17 @@ def push(
     if problems:
         raise ValueError("; ".join(problems))
     write_card(path, repo_id=repo_id)
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    if revision:
-        api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="acc-push-") as staging:
         stage_for_hub(path, Path(staging))
+        found = check_upload(Path(staging), secrets_allowlist)
+        if found and not allow_secrets:
+            raise SecretsFound(found)
+        for loc in found:
+            log.warning("uploading with --allow-secrets: %s", loc)
+        api = HfApi(token=token)
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
         return api.upload_folder(
             repo_id=repo_id,
             folder_path=staging,
@@ -148,9 +195,28 @@ def run(args: argparse.Namespace) -> int:
         token = os.environ.get("HF_TOKEN") or None
     try:
         info = push(
-            args.dir, args.repo, private=args.private, revision=args.revision, token=token, message=args.message
+            args.dir,
+            args.repo,
+            private=args.private,
+            revision=args.revision,
+            token=token,
+            message=args.message,
+            allow_secrets=getattr(args, "allow_secrets", False),
+            secrets_allowlist=getattr(args, "secrets_allowlist", None),
         )
-    except ValueError as err:
+    except SecretsFound as err:
+        print(f"error: nothing was uploaded: {err} (values not shown):", file=sys.stderr)
+        for loc in err.locations[:MAX_LISTED]:
+            print(f"  {loc}", file=sys.stderr)
+        if len(err.locations) > MAX_LISTED:
+            print(f"  ... and {len(err.locations) - MAX_LISTED} more", file=sys.stderr)
+        print(
+            "remove them (recompile with `acc compile --secrets redact`), list known-public values in "
+            "--secrets-allowlist FILE, or upload anyway with --allow-secrets",
+            file=sys.stderr,
+        )
+        return 3
+    except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     url = getattr(info, "commit_url", None) or f"https://huggingface.co/datasets/{args.repo}"
