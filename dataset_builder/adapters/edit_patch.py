@@ -38,7 +38,7 @@ def derive_patch(steps: list[Step]) -> tuple[str, str]:
     edits = list(_edits(steps))
     if not edits:
         return "", "the run made no editor edits"
-    workdir = _workdir(steps, [e[1] for e in edits])
+    workdir = guess_workdir(steps, [e[1] for e in edits])
     replay = replay_steps(steps, workdir)
     files: dict[str, list[Any]] = {}  # path -> current lines: int (base line number) or str (new text)
     base: dict[str, dict[int, str]] = {}
@@ -89,7 +89,11 @@ def _edits(steps: list[Step]):
                 yield i, path, "lines", step.args
 
 
-def _workdir(steps: list[Step], edited: list[str]) -> str:
+def guess_workdir(steps: list[Step], edited: list[str] | None = None) -> str:
+    """The repository root in the agent's environment: the first directory it listed or worked in, else the
+    /workspace/<name> (or /<name>) folder of the absolute paths it edited or viewed."""
+    if edited is None:
+        edited = [str(s.args.get("path")) for s in steps if str(s.args.get("path") or "").startswith("/")]
     for step in steps:
         obs = step.observation or ""
         if m := re.search(r"files and directories up to \d+ levels deep in (/\S+?),? excluding", obs):

@@ -107,6 +107,10 @@ def build(turns: list[Turn], fields: RowFields, source: str, origin: str, defaul
         meta["gold_kind"] = fields.gold_kind or {"swe": "patch", "sql": "sql"}.get(domain, "answer")
 
     if domain == "swe":
+        from dataset_builder.adapters.edit_patch import guess_workdir
+
+        if workdir := guess_workdir(steps):
+            meta["workdir"] = workdir
         answer = swe_answer(steps, fields, meta)
     else:
         finish = next((str(a.get("answer") or a.get("message") or "") for a in reversed(finish_args)), "")
