@@ -6,7 +6,9 @@ For each trajectory (after its domain compiler produced `Evidence`):
    naming that one (logs re-print trajectories: the Reflexion ReAct logs carry every solved question into each later
    trial, so one file holds each of them up to five times); repeats are no filler either;
 1. count tokens of every piece (once per distinct text, in batches);
-2. draw the record's budget (`budget.draw_budget`), moved up when the gold alone does not fit, rejected over 128k;
+2. draw the record's budget (`budget.draw_budget`) within what its training row leaves for the context
+   (`--max-length` minus the reasoning reserve, question, answer and chat template), moved up when the gold alone
+   does not fit, rejected when the gold cannot fit the row (see `budget.py`, the length contract);
 3. add distractors until the budget is full: first the trajectory's own (results it saw but did not open, files of
    the repository it did not need), then filler from a pool of OTHER trajectories' pieces of the same domain in the
    same run (what fills 32k-128k budgets). Filler never repeats a title or a text already in the record, never
@@ -31,7 +33,17 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dataset_builder.budget import DEFAULT_BUDGETS, MAX_BUDGET, BudgetError, BudgetRange, draw_budget, fit_budget
+from dataset_builder.budget import (
+    DEFAULT_BUDGETS,
+    MAX_LENGTH,
+    BudgetError,
+    BudgetRange,
+    RowLimit,
+    default_reasoning_reserve,
+    draw_budget,
+    fit_budget,
+    frame_tokens,
+)
 from dataset_builder.schema import ACCRecord, Piece, Reject, Trajectory
 
 ASSEMBLY_VERSION = 5  # part of every record id: bump when the rendering or selection rules change
@@ -107,7 +119,8 @@ class Assembler:
     counter: Any  # dataset_builder.tokens.TokenCounter
     budgets: dict[str, BudgetRange] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     seed: int = 0
-    max_budget: int = MAX_BUDGET
+    max_length: int = MAX_LENGTH  # tokens per training row (the length contract, see budget.py)
+    reasoning_reserve: int | None = None  # None: default_reasoning_reserve(max_length)
     _text_tokens: dict[str, int] = field(default_factory=dict)
     _pools: dict[str, list[Candidate]] = field(default_factory=dict)
     _groups: list[str | None] = field(default_factory=list)  # per item: its repository / database (filler preference)
@@ -140,7 +153,23 @@ class Assembler:
 
     def settings(self, domain: str) -> dict[str, Any]:
         spec = self.budgets[domain]
-        return {"tokenizer": self.counter.name, "budget": [spec.low, spec.high]}
+        return {
+            "tokenizer": self.counter.name,
+            "budget": [spec.low, spec.high],
+            "max_length": self.max_length,
+            "reasoning_reserve": self.reserve,
+        }
+
+    @property
+    def reserve(self) -> int:
+        return default_reasoning_reserve(self.max_length) if self.reasoning_reserve is None else self.reasoning_reserve
+
+    def row_limit(self, item: Compiled) -> RowLimit:
+        """What the record's context may use: max_length minus the reserve and the rest of its training row."""
+        traj = item.traj
+        prompt = prompt_messages(traj.domain, traj.question, "")[0]["content"]
+        completion = completion_messages("", item.evidence.answer)[0]["content"]
+        return RowLimit(self.max_length, self.reserve, frame_tokens(self.counter, prompt, completion))
 
     def plan(self, index: int, item: Compiled, same_question: set[int]) -> tuple[ACCRecord, dict] | Reject:
         """Choose budget and distractors and the order; the context is rendered but not yet counted exactly."""
@@ -150,8 +179,9 @@ class Assembler:
         gold = [self.candidate(replace(p, is_distractor=False)) for p in ev.gold]
         sep = self._text_tokens[SEPARATOR]
         gold_tokens = sum(c.tokens for c in gold) + sep * max(0, len(gold) - 1)
+        limit = self.row_limit(item)
         try:
-            drawn, budget = draw_budget(traj.domain, gold_tokens, rng, self.budgets, self.max_budget)
+            drawn, budget = draw_budget(traj.domain, gold_tokens, rng, self.budgets, limit)
         except BudgetError as err:
             return Reject(traj.origin, str(err), traj.source, traj.domain, stage="budget")
         used = gold_tokens
@@ -203,6 +233,7 @@ class Assembler:
             "drawn": drawn,
             "budget": budget,
             "gold_tokens": gold_tokens,
+            "limit": limit,
         }
         return self._record(rid, item, plan), plan
 
@@ -241,7 +272,7 @@ class Assembler:
                         break
             else:
                 try:
-                    plan["budget"] = fit_budget(plan["budget"], n_tokens, self.max_budget)
+                    plan["budget"] = fit_budget(plan["budget"], n_tokens, plan["limit"])
                 except BudgetError as err:
                     return Reject(item.traj.origin, str(err), item.traj.source, item.traj.domain, stage="budget")
             record = self._record(record.id, item, plan)
@@ -279,6 +310,7 @@ class Assembler:
             n_filler=len(record.pieces) - n_gold - n_own,
             gold_tokens=sum(p.n_tokens for p in record.pieces if not p.is_distractor),
             n_tokens=n_tokens,
+            row_tokens=plan["limit"].frame + n_tokens,  # upper bound of the training row without reasoning
         )
         return record
 

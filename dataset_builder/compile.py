@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.assemble import Assembler, Compiled
-from dataset_builder.budget import MAX_BUDGET, BudgetRange, parse_budgets
+from dataset_builder.budget import MAX_LENGTH, BudgetRange, check_length, default_reasoning_reserve, parse_budgets
 from dataset_builder.schema import DOMAINS, ACCRecord, Reject, Trajectory
 
 log = logging.getLogger("acc")
@@ -323,7 +323,8 @@ def compile_trajectories(
     tokenizer: str | None = None,
     budgets: dict[str, BudgetRange] | list[str] | None = None,
     seed: int = 0,
-    max_budget: int = MAX_BUDGET,
+    max_length: int = MAX_LENGTH,
+    reasoning_reserve: int | None = None,
     num_proc: int = 1,
     domain_options: Any = None,
     progress: bool = True,
@@ -334,7 +335,9 @@ def compile_trajectories(
 
     `domain` keeps only those domains (others become "domain filter" rejects); `fmt` forces one adapter for every
     file; `budgets` maps domains to `BudgetRange`s or is a list of `--budget` strings; `test_size` holds out that
-    share of each domain's questions as a `test` split when the dataset is written (`writer.split_of`)."""
+    share of each domain's questions as a `test` split when the dataset is written (`writer.split_of`).
+    `max_length` and `reasoning_reserve` (default `budget.default_reasoning_reserve(max_length)`) set the length
+    contract: every record's training row (prompt + answer) plus the reserve fits `max_length` (see `budget.py`)."""
     from dataset_builder.domains import DomainOptions
     from dataset_builder.tokens import token_counter
 
@@ -347,7 +350,9 @@ def compile_trajectories(
         from dataset_builder.adapters import get_adapter
 
         get_adapter(fmt)  # ValueError with the list of formats for a bad --format
-    budget_map = parse_budgets(budgets, max_budget)
+    reserve = default_reasoning_reserve(max_length) if reasoning_reserve is None else reasoning_reserve
+    check_length(max_length, reserve)
+    budget_map = parse_budgets(budgets, max_length)
     try:
         counter = token_counter(tokenizer)
     except Exception as err:  # tokenizers raises plain Exceptions for Hub ids it cannot fetch
@@ -371,7 +376,7 @@ def compile_trajectories(
 
     from tqdm.auto import tqdm
 
-    assembler = Assembler(counter=counter, budgets=budget_map, seed=seed, max_budget=max_budget)
+    assembler = Assembler(counter, budget_map, seed, max_length=max_length, reasoning_reserve=reserve)
     records: list[ACCRecord] = []
     seen_ids: dict[str, str] = {}
     with tqdm(total=len(compiled), desc="assemble", unit="record", disable=not progress) as bar:
@@ -398,7 +403,8 @@ def compile_trajectories(
         "test_size": test_size,
         "tokenizer": counter.name,
         "budgets": {d: [b.low, b.high] for d, b in budget_map.items()},
-        "max_budget": max_budget,
+        "max_length": max_length,
+        "reasoning_reserve": reserve,
         "domains": list(domains),
         "format": fmt or "auto",
         "command": command,

@@ -7,7 +7,7 @@
 Inputs are trajectory files or directories (searched recursively). The format of each file is detected (or forced
 with --format); every trajectory becomes a record or a line in OUT/rejects.jsonl with the reason, and the summary
 printed at the end shows inputs = records + rejects for each domain. Rejects are normal (failed runs, missing
-databases, evidence too large for 128k); the exit code is 0 unless the command was misused or nothing was readable.
+databases, evidence too large for --max-length); the exit code is 0 unless the command was misused or nothing was readable.
 Load the result with `datasets.load_dataset(OUT, "swe")` (configs: search, swe, sql, all).
 """
 
@@ -19,6 +19,8 @@ import shlex
 import sys
 from collections import Counter
 from pathlib import Path
+
+from dataset_builder.budget import MAX_LENGTH, MAX_REASONING_RESERVE, parse_size
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 
@@ -46,14 +48,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="SPEC",
         help="token budget per domain: swe=32768 (fixed), sql=4k:16k (log-uniform range) or a YAML file mapping "
-        "domains to either; repeatable. Defaults: search 8k-64k, swe 16k-128k, sql 4k-32k",
+        "domains to either; repeatable. Defaults: search 8k-64k, swe 16k-128k, sql 4k-32k, clipped per record to what "
+        "--max-length leaves for the context",
     )
     parser.add_argument(
-        "--max-budget",
-        default="131072",
+        "--max-length",
+        default=str(MAX_LENGTH),
         metavar="TOKENS",
-        help="largest context (default 131072 = 128k); a record whose gold evidence alone is longer is rejected, "
-        "never cut. Raise it for models with longer windows, e.g. 256k",
+        help=f"tokens per training row, the recipe's max_length (default {MAX_LENGTH} = 128k): each record's budget "
+        "leaves room in it for the question, the answer, the chat template and --reasoning-reserve; a record whose "
+        "gold evidence cannot fit is rejected, never cut. Raise it for models with longer windows, e.g. 256k",
+    )
+    parser.add_argument(
+        "--reasoning-reserve",
+        metavar="TOKENS",
+        help=f"tokens of each row kept free for the reasoning trace `acc traces` adds (default: min("
+        f"{MAX_REASONING_RESERVE}, max-length / 4); thinking teachers write 5k-20k tokens and acc traces asks for at "
+        f"most {MAX_REASONING_RESERVE}, while a short window keeps 3/4 of itself for the prompt). A longer trace makes "
+        "acc traces drop distractors, never gold evidence",
     )
     parser.add_argument("--num-proc", type=int, default=1, metavar="N", help="processes reading files (same output)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of budgets, distractors and order")
@@ -127,7 +139,7 @@ def parse_db_urls(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataset_builder.budget import parse_budgets, parse_size
+    from dataset_builder.budget import parse_budgets
     from dataset_builder.compile import compile_trajectories
     from dataset_builder.domains import DomainOptions
 
@@ -159,8 +171,9 @@ def run(args: argparse.Namespace) -> int:
             from dataset_builder.readers.tasks import load_tasks
 
             load_tasks(args.tasks)  # a task table that cannot be read is a usage error, before any work
-        max_budget = parse_size(args.max_budget)
-        budgets = parse_budgets(args.budget, max_budget)
+        max_length = parse_size(args.max_length)
+        reserve = parse_size(args.reasoning_reserve) if args.reasoning_reserve is not None else None
+        budgets = parse_budgets(args.budget, max_length)
         result = compile_trajectories(
             inputs,
             args.out,
@@ -169,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
             tokenizer=args.tokenizer,
             budgets=budgets,
             seed=args.seed,
-            max_budget=max_budget,
+            max_length=max_length,
+            reasoning_reserve=reserve,
             num_proc=args.num_proc,
             domain_options=opts,
             progress=not args.no_progress,
@@ -206,7 +220,8 @@ def command_line(args: argparse.Namespace) -> str:
         ("--format", args.fmt),
         ("--tokenizer", args.tokenizer),
         *[("--budget", b) for b in args.budget],
-        ("--max-budget", args.max_budget if args.max_budget != "131072" else None),
+        ("--max-length", args.max_length if parse_size(args.max_length) != MAX_LENGTH else None),
+        ("--reasoning-reserve", args.reasoning_reserve),
         ("--num-proc", args.num_proc if args.num_proc != 1 else None),
         ("--seed", args.seed if args.seed else None),
         ("--test-size", args.test_size if args.test_size else None),

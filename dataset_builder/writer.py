@@ -143,6 +143,8 @@ def _summary(values: list[int]) -> dict[str, float]:
 
 
 def compute_stats(result, shards: dict[str, list[str]], out: Path) -> dict[str, Any]:
+    from dataset_builder.budget import length_stats
+
     domains: dict[str, Any] = {}
     for dom, c in result.counts.items():
         recs = [r for r in result.records if r.domain == dom]
@@ -169,6 +171,11 @@ def compute_stats(result, shards: dict[str, list[str]], out: Path) -> dict[str, 
         "domains": domains,
         "reject_reasons": dict(reasons.most_common()),
         "settings": result.settings,
+        "length": length_stats(
+            result.settings.get("max_length"),
+            result.settings.get("reasoning_reserve"),
+            [json.loads(r.meta).get("row_tokens", 0) for r in result.records],
+        ),
     }
 
 

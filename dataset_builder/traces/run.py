@@ -16,6 +16,16 @@ Every other record stays as it was, `verified` untouched (a run never un-verifie
 saying why: `rejected` (candidates came back, none verified) or `no_answer` (the server never answered). The number
 of records never changes. Records verified before are skipped unless `redo_verified`.
 
+Length contract: a dataset compiled with `--max-length L` (stats.json settings) keeps every row within L. A verified
+candidate whose row (prompt + trace + answer) would be longer is re-fitted (`refit.py`: distractors dropped, never
+gold, the context re-rendered from `pieces`); when the gold alone cannot fit beside it, the candidate is not kept,
+the next one is tried, and a record left without any counts as `over_length` (status `rejected`, the numbers in its
+why). `meta.row_tokens` holds each row's length, stats.json `length.longest_row` the longest.
+
+Failures: whatever goes wrong with one record (an unreadable reply, a verifier or parser error of any type) ends that
+record as `rejected` or `no_answer` with the exception type in `meta.traces.why`; the run goes on, and per domain
+`attempted == verified + rejected + no_answer` (`DomainTally.balanced`).
+
 Output: the shards are rewritten (same names; in place unless `out_dir` differs, each file replaced atomically), the
 summary (attempted, verified, pass rate, tokens, per domain) goes to `traces_summary.json`, to `stats.json` under
 "traces", and into the card (README.md) as a "## Reasoning traces" section.
@@ -34,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.schema import DOMAINS
+from dataset_builder.traces import refit
 from dataset_builder.traces.cache import ResponseCache, default_cache_path
 from dataset_builder.traces.teacher import NoAnswer, Teacher, TeacherConfig
 from dataset_builder.verify import Verdict, extract_answer, meta_value, verify
@@ -48,6 +59,8 @@ class DomainTally:
     rejected: int = 0
     no_answer: int = 0
     skipped_verified: int = 0  # verified before this run, left as they were
+    refitted: int = 0  # verified records whose context lost distractors so that the row fits max_length
+    over_length: int = 0  # rejected records whose verified candidates could not fit max_length even with gold only
     candidates: int = 0  # answers that came back (from the server or the cache)
     new_responses: int = 0  # of which asked from the server in this run
     prompt_tokens: int = 0
@@ -56,6 +69,10 @@ class DomainTally:
     @property
     def pass_rate(self) -> float:
         return self.verified / self.attempted if self.attempted else 0.0
+
+    @property
+    def balanced(self) -> bool:
+        return self.attempted == self.verified + self.rejected + self.no_answer
 
 
 @dataclass
@@ -67,6 +84,8 @@ class TracesSummary:
     http_attempts: int = 0
     retries: int = 0
     out_dir: str = ""
+    max_length: int | None = None  # the dataset's length contract (None: compiled without one)
+    longest_row: int = 0  # tokens of the longest row after this run (meta.row_tokens)
 
     def total(self) -> DomainTally:
         total = DomainTally()
@@ -83,19 +102,24 @@ class TracesSummary:
             "k": self.k,
             "http_attempts": self.http_attempts,
             "retries": self.retries,
-            "domains": {d: {**asdict(t), "pass_rate": round(t.pass_rate, 4)} for d, t in rows.items()},
+            "max_length": self.max_length,
+            "longest_row": self.longest_row,
+            "domains": {
+                d: {**asdict(t), "pass_rate": round(t.pass_rate, 4), "balanced": t.balanced} for d, t in rows.items()
+            },
         }
 
     def table(self) -> str:
         lines = [
             "| domain | attempted | verified | pass rate | rejected | no answer | candidates | new requests "
-            "| prompt tokens | completion tokens |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| prompt tokens | completion tokens | re-fitted | over length |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, t in [*self.domains.items(), ("**total**", self.total())]:
             lines.append(
                 f"| {name} | {t.attempted} | {t.verified} | {t.pass_rate:.1%} | {t.rejected} | {t.no_answer} "
-                f"| {t.candidates} | {t.new_responses} | {t.prompt_tokens:,} | {t.completion_tokens:,} |"
+                f"| {t.candidates} | {t.new_responses} | {t.prompt_tokens:,} | {t.completion_tokens:,} "
+                f"| {t.refitted} | {t.over_length} |"
             )
         return "\n".join(lines)
 
@@ -106,8 +130,8 @@ class TracesSummary:
 def _meta(row: dict[str, Any]) -> dict[str, Any]:
     try:
         meta = json.loads(row.get("meta") or "{}")
-    except ValueError:
-        meta = {"unreadable_meta": row.get("meta")}
+    except Exception as err:  # noqa: BLE001 - JSON errors, but also recursion on deep nesting
+        meta = {"unreadable_meta": f"{type(err).__name__}: {str(row.get('meta'))[:200]}"}
     return meta if isinstance(meta, dict) else {"meta": meta}
 
 
@@ -129,6 +153,27 @@ def _keep(row: dict[str, Any], meta: dict, reasoning: str, answer: str, verdict:
     meta["traces"] = {**traces, "status": "verified"}
 
 
+def fit_row(row: dict[str, Any], reasoning: str, answer: str, contract: refit.LengthContract | None) -> dict:
+    """`refit.fit` for the completion this reasoning and answer make ({} without a length contract)."""
+    from dataset_builder.assemble import completion_messages
+
+    if contract is None:
+        return {}
+    return refit.fit(row, completion_messages(reasoning, answer)[0]["content"], contract)
+
+
+def _settle(tally: DomainTally, meta: dict, row: dict, update: dict, reasoning: str, answer: str, verdict, traces):
+    """Keep a verified candidate that fits: re-fit the context if needed, then set the trace."""
+    refit.apply(row, meta, update)
+    tally.refitted += "refit" in update
+    tally.verified += 1
+    _keep(row, meta, reasoning, answer, verdict, traces)
+
+
+def _error(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err)[:300]}"
+
+
 def _source_verdict(row: dict[str, Any], meta: dict) -> Verdict | None:
     """The benchmark's own verdict, used in trajectory mode when the record has no gold to check against."""
     if (row.get("gold") or "").strip() or meta_value(meta, "gold_tables"):
@@ -148,7 +193,9 @@ def safe_verify(row: dict[str, Any], answer: str, opts: dict) -> Verdict:
         return Verdict(False, 0.0, f"verifier error: {type(err).__name__}: {str(err)[:200]}")
 
 
-def trajectory_trace(row: dict[str, Any], meta: dict, tally: DomainTally, verify_opts: dict) -> None:
+def trajectory_trace(
+    row: dict[str, Any], meta: dict, tally: DomainTally, verify_opts: dict, contract: refit.LengthContract | None = None
+) -> None:
     answer = meta_value(meta, "trajectory_answer") or row.get("answer") or ""
     reasoning = meta_value(meta, "trajectory_reasoning") or ""
     traces = {"mode": "trajectory", "candidates": 1}
@@ -160,27 +207,44 @@ def trajectory_trace(row: dict[str, Any], meta: dict, tally: DomainTally, verify
     verdict = safe_verify(row, str(answer), verify_opts)
     if not verdict.ok:
         verdict = _source_verdict(row, meta) or verdict
+    why = verdict.why
     if verdict.ok:
-        tally.verified += 1
-        _keep(row, meta, str(reasoning), extract_answer(row["domain"], str(answer)), verdict, traces)
-        meta["teacher"] = {"model": meta_value(meta, "model") or "", "trajectory": True}
-    else:
-        tally.rejected += 1
-        meta["traces"] = {**traces, "status": "rejected", "why": verdict.why[:500]}
+        kept = extract_answer(row["domain"], str(answer))
+        try:
+            update = fit_row(row, str(reasoning), kept, contract)
+        except refit.DoesNotFit as err:
+            tally.over_length += 1
+            why = f"verified, but {err}"
+        else:
+            _settle(tally, meta, row, update, str(reasoning), kept, verdict, traces)
+            meta["teacher"] = {"model": meta_value(meta, "model") or "", "trajectory": True}
+            return
+    tally.rejected += 1
+    meta["traces"] = {**traces, "status": "rejected", "why": why[:500]}
 
 
 async def teacher_trace(
-    row: dict[str, Any], meta: dict, tally: DomainTally, teacher: Teacher, k: int, verify_opts: dict
+    row: dict[str, Any],
+    meta: dict,
+    tally: DomainTally,
+    teacher: Teacher,
+    k: int,
+    verify_opts: dict,
+    contract: refit.LengthContract | None = None,
 ) -> None:
     messages = _prompt(row)
     traces: dict[str, Any] = {"mode": "teacher", "candidates": 0}
     problems: list[str] = []
     best = None
+    too_long = False
     for index in range(k):
         try:
             candidate = await teacher.sample(messages, index, record_id=row["id"])
         except NoAnswer as err:  # the server will not answer this prompt now: asking for more samples would not help
             problems.append(f"sample {index}: {err}")
+            break
+        except Exception as err:  # noqa: BLE001 - a client or cache failure ends this record, not the run
+            problems.append(f"sample {index}: teacher request failed: {_error(err)}")
             break
         traces["candidates"] += 1
         tally.candidates += 1
@@ -192,9 +256,15 @@ async def teacher_trace(
             continue
         verdict = await asyncio.to_thread(safe_verify, row, candidate.content, verify_opts)
         if verdict.ok:
-            tally.verified += 1
             answer = extract_answer(row["domain"], candidate.content)
-            _keep(row, meta, candidate.reasoning, answer, verdict, {**traces, "sample_index": index})
+            try:
+                update = await asyncio.to_thread(fit_row, row, candidate.reasoning, answer, contract)
+            except refit.DoesNotFit as err:
+                too_long = True
+                problems.append(f"sample {index}: verified, but {err}")
+                best = max(best or 0.0, verdict.score)
+                continue
+            _settle(tally, meta, row, update, candidate.reasoning, answer, verdict, {**traces, "sample_index": index})
             config = teacher.config
             meta["teacher"] = {
                 "model": config.model,
@@ -210,9 +280,19 @@ async def teacher_trace(
         best = max(best or 0.0, verdict.score)
     status = "rejected" if traces["candidates"] else "no_answer"
     setattr(tally, status, getattr(tally, status) + 1)
+    tally.over_length += too_long
     meta["traces"] = {**traces, "status": status, "why": " | ".join(p[:300] for p in problems)[:2000]}
     if best is not None:
         meta["traces"]["best_score"] = round(best, 4)
+
+
+def record_failed(meta: dict, tally: DomainTally, err: BaseException, mode: str) -> None:
+    """A record whose processing raised: rejected with the exception type (once: its status may be set already)."""
+    if (meta.get("traces") or {}).get("status"):  # counted already: the error came after its verdict
+        meta["traces"]["error"] = _error(err)
+        return
+    tally.rejected += 1
+    meta["traces"] = {"mode": mode, "status": "rejected", "why": f"error while making its trace: {_error(err)}"}
 
 
 # ---------------------------------------------------------------- the dataset
@@ -265,8 +345,11 @@ def generate_traces(
     redo_verified: bool = False,
     verify_opts: dict[str, Any] | None = None,
     progress: bool = True,
+    tokenizer: str | None = None,
 ) -> TracesSummary:
-    """Add verified traces to the dataset in `dataset_dir` (written to `out_dir`, default in place)."""
+    """Add verified traces to the dataset in `dataset_dir` (written to `out_dir`, default in place).
+
+    `tokenizer` overrides the one stats.json names for keeping rows within the dataset's max_length."""
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
@@ -284,7 +367,9 @@ def generate_traces(
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     if opts.get("db_root") is None and (stats.get("settings") or {}).get("db_dir"):
         opts["db_root"] = stats["settings"]["db_dir"]
+    contract = refit.load_contract(stats.get("settings") or {}, tokenizer)
     summary = TracesSummary(mode, teacher.model if teacher else "", k if mode == "teacher" else 1, out_dir=str(out))
+    summary.max_length = contract.max_length if contract else None
     tallies = summary.domains
     cache = ResponseCache(cache_path or default_cache_path()) if mode == "teacher" else None
     total = sum(_selected(shard, domains, redo_verified) for shard in shards)
@@ -304,17 +389,22 @@ def generate_traces(
                     tally.skipped_verified += 1
                     continue
                 tally.attempted += 1
+                metas[i].pop("traces", None)  # set again below: a status there means this run counted the record
                 todo.append(i)
             if mode == "trajectory":
                 for i in todo:
-                    trajectory_trace(rows[i], metas[i], tallies[rows[i]["domain"]], opts)
+                    try:
+                        trajectory_trace(rows[i], metas[i], tallies[rows[i]["domain"]], opts, contract)
+                    except Exception as err:  # noqa: BLE001 - one record's failure must not stop the run
+                        record_failed(metas[i], tallies[rows[i]["domain"]], err, mode)
                     bar.update(1)
                     bar.set_postfix_str(_progress_text(tallies), refresh=False)
             else:
-                http = asyncio.run(_teach_all(rows, metas, todo, tallies, teacher, cache, k, opts, bar))
+                http = asyncio.run(_teach_all(rows, metas, todo, tallies, teacher, cache, k, opts, bar, contract))
                 summary.http_attempts += http[0]
                 summary.retries += http[1]
             for row, meta in zip(rows, metas):
+                summary.longest_row = max(summary.longest_row, int(meta.get("row_tokens") or 0))
                 row["meta"] = json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)
             _write_shard(out / shard.relative_to(source), rows)
     finally:
@@ -326,11 +416,15 @@ def generate_traces(
     return summary
 
 
-async def _teach_all(rows, metas, todo, tallies, config, cache, k, opts, bar) -> tuple[int, int]:
+async def _teach_all(rows, metas, todo, tallies, config, cache, k, opts, bar, contract=None) -> tuple[int, int]:
     async with Teacher(config, cache) as teacher:
 
         async def one(i: int) -> None:
-            await teacher_trace(rows[i], metas[i], tallies[rows[i]["domain"]], teacher, k, opts)
+            tally = tallies[rows[i]["domain"]]
+            try:
+                await teacher_trace(rows[i], metas[i], tally, teacher, k, opts, contract)
+            except Exception as err:  # noqa: BLE001 - one record's failure must not stop the run
+                record_failed(metas[i], tally, err, "teacher")
             bar.update(1)
             bar.set_postfix_str(_progress_text(tallies), refresh=False)
 
@@ -346,6 +440,8 @@ def _write_summary(out: Path, summary: TracesSummary, stats: dict) -> None:
         from dataset_builder.writer import write_card
 
         stats["traces"] = {**data, "card_section": section}
+        if isinstance(stats.get("length"), dict):  # the dataset's longest row now includes the traces
+            stats["length"]["longest_row"] = summary.longest_row
         (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         write_card(out)
     else:
@@ -369,7 +465,19 @@ def card_section(summary: TracesSummary) -> str:
         "sql = result table vs the gold result (rows as a multiset, numeric tolerance); swe = the diff applied to the "
         "context files vs the gold patch applied to them. Records without a verified trace stay in the dataset with "
         "`verified = false` and the reason in `meta.traces`: filter on `verified` to train on traces only.\n\n"
-        f"{summary.table()}\n"
+        f"{length_note(summary)}{summary.table()}\n"
+    )
+
+
+def length_note(summary: TracesSummary) -> str:
+    if not summary.max_length:
+        return ""
+    total = summary.total()
+    return (
+        f"Every row fits max_length {summary.max_length} (longest: {summary.longest_row} tokens): {total.refitted} "
+        "verified records whose trace was longer than the reasoning reserve were re-fitted (distractors dropped, never "
+        f"gold evidence), and {total.over_length} were rejected because their gold evidence alone could not fit "
+        "beside the trace.\n\n"
     )
 
 

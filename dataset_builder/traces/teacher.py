@@ -92,20 +92,24 @@ def split_thinking(content: str, reasoning: str = "") -> tuple[str, str, str]:
 
 
 def parse_response(body: str, index: int) -> Candidate:
-    """A Candidate from a chat-completions response body; unreadable bodies give a Candidate with `error` set."""
-    candidate = Candidate(index)
+    """A Candidate from a chat-completions response body; unreadable bodies give a Candidate with `error` set, whatever
+    the error (bad JSON, missing fields, fields of the wrong type, nesting too deep for the parser)."""
     try:
-        data = json.loads(body)
-        message = data["choices"][0]["message"]
-    except (ValueError, KeyError, IndexError, TypeError) as err:
-        candidate.error = f"unreadable response ({type(err).__name__}): {body[:120]!r}"
-        return candidate
+        return _parse_response(body, index)
+    except Exception as err:  # noqa: BLE001 - the server answered: a bad body is a failed candidate, never a crash
+        return Candidate(index, error=f"unreadable response ({type(err).__name__}): {str(body)[:120]!r}")
+
+
+def _parse_response(body: str, index: int) -> Candidate:
+    candidate = Candidate(index)
+    data = json.loads(body)
+    message = data["choices"][0]["message"]
     if not isinstance(message, dict):
         candidate.error = "unreadable response: choices[0].message is not an object"
         return candidate
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    candidate.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    candidate.completion_tokens = int(usage.get("completion_tokens") or 0)
+    candidate.prompt_tokens = _count(usage.get("prompt_tokens"))
+    candidate.completion_tokens = _count(usage.get("completion_tokens"))
     candidate.finish_reason = str(data["choices"][0].get("finish_reason") or "")
     content = message.get("content")
     if isinstance(content, list):  # content parts
@@ -116,6 +120,14 @@ def parse_response(body: str, index: int) -> Candidate:
     if not error and not final:
         candidate.error = f"no final answer (finish_reason={candidate.finish_reason or 'unknown'})"
     return candidate
+
+
+def _count(value: Any) -> int:
+    """A usage count, 0 when the server sent something that is not one (the answer itself may still be fine)."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def request_key(config: TeacherConfig, messages: list[dict[str, str]]) -> str:
@@ -211,7 +223,7 @@ class Teacher:
                     response = await self._client.post(config.endpoint, json=body)
                 except httpx.TimeoutException:
                     last = f"timed out after {config.timeout:g}s"
-                except httpx.TransportError as err:
+                except httpx.HTTPError as err:  # transport errors, bad encodings, redirect loops
                     last = f"{type(err).__name__}: {err}"
                 else:
                     if response.status_code == 200:

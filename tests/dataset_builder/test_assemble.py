@@ -6,7 +6,7 @@ from compile_helpers import make_item, make_items
 
 from dataset_builder import assemble
 from dataset_builder.assemble import Assembler, render_context, render_piece, rerender
-from dataset_builder.budget import MAX_BUDGET, parse_budgets
+from dataset_builder.budget import MAX_LENGTH, parse_budgets
 from dataset_builder.schema import ACCRecord, Reject
 from dataset_builder.tokens import token_counter
 
@@ -101,7 +101,9 @@ def test_large_gold_moves_up_and_oversized_gold_is_rejected():
     check_record(rec, big)
     assert isinstance(rej, Reject) and rej.stage == "budget"
     assert re.match(
-        rf"gold evidence alone is \d+ tokens, over the {MAX_BUDGET} maximum \(the evidence is never cut", rej.reason
+        rf"gold evidence alone is \d+ tokens, over the \d+ maximum for this record's context \(--max-length "
+        rf"{MAX_LENGTH} - reasoning reserve 16384 - \d+ for question, answer and chat template\); the evidence is never cut",
+        rej.reason,
     )
     assert rej.origin == huge.traj.origin
     assert isinstance(out[2], ACCRecord)

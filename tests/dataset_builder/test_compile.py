@@ -222,7 +222,7 @@ def test_langgraph_sql_record_holds_every_row_of_the_tables_its_query_read(real)
     """The LangGraph tutorial's genre query reads Track (3503 rows) and Genre: the record holds all of both.
 
     Track alone is ~170k tokens under the bundled tokenizer, so at the default 128k maximum the record is rejected
-    with that reason (never cut); with a longer window (--max-budget 256k) it compiles, every row present."""
+    with that reason (never cut); with a longer window (--max-length 256k) it compiles, every row present."""
     from dataset_builder.domains import DomainOptions
     from dataset_builder.domains.sql import render_value
 
@@ -233,10 +233,11 @@ def test_langgraph_sql_record_holds_every_row_of_the_tables_its_query_read(real)
     default = compile_trajectories([notebook], domain_options=opts, progress=False)
     assert not default.records and len(default.rejects) == 2
     assert all(
-        re.search(r"gold evidence alone is \d+ tokens, over the 131072 maximum", r.reason) for r in default.rejects
+        re.search(r"gold evidence alone is \d+ tokens, over the \d+ maximum .*--max-length 131072 ", r.reason)
+        for r in default.rejects
     )
 
-    result = compile_trajectories([notebook], domain_options=opts, max_budget=262144, progress=False)
+    result = compile_trajectories([notebook], domain_options=opts, max_length=262144, progress=False)
     check_records(result)
     assert len(result.records) == 2
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
