@@ -8,6 +8,10 @@ tokenizer alone on the contexts that run produced (`count_batch`, the same batch
 dataset (parquet, card, plots). Prints one JSON line per measurement and a summary line with medians:
 trajectories/s, context tokens/s, and compile_time / tokenizer_only_time (the price of everything that is not
 tokenization; 1.0 would mean compiling costs no more than counting the tokens of its output once).
+
+Dataset rows (`parquet_rows`): the real nebius SWE-agent and SWE-Gym OpenHands rows repeated into one parquet shard
+and one jsonl file (--parquet-rows rows each), read into trajectories with `read_file` (row reader + row layout
+adapter): rows/s from parquet, from jsonl, their ratio, and the seconds to the first trajectory.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-proc", type=int, default=1)
     parser.add_argument("--budget", action="append", default=[], help="as for acc compile (default budgets otherwise)")
     parser.add_argument("--tokenizer", default=None)
+    parser.add_argument("--parquet-rows", type=int, default=2000, help="rows of the dataset-row measurement (0: skip)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -118,8 +123,53 @@ def main(argv: list[str] | None = None) -> int:
         "compile_over_tokenize": med("compile_over_tokenize"),
         "write_s": med("write_s"),
     }
+    if args.parquet_rows and REAL.is_dir():
+        parquet = parquet_rows(args.parquet_rows)
+        print(json.dumps(parquet), flush=True)
+        summary["parquet_rows_per_s"] = parquet["parquet_rows_per_s"]
     print(json.dumps(summary), flush=True)
     return 0
+
+
+def parquet_rows(n_rows: int) -> dict:
+    """rows/s of read_file over a parquet shard and over a jsonl file of the same real rows, side by side."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataset_builder.adapters import read_file
+    from dataset_builder.schema import Trajectory
+
+    base = REAL / "swe" / "zhu-yiqi__agent-data-protocol" / "datasets"
+    sources = [
+        base / "nebius_SWE-agent-trajectories" / "sample_raw.json",
+        base / "swe-gym_openhands_sampled_trajectories" / "sample_raw.json",
+    ]
+    out = {"measure": "parquet_rows", "n_rows": n_rows}
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in sources:
+            rows = json.loads(src.read_text())
+            rows = [
+                dict(rows[i % len(rows)], instance_id=f"{rows[i % len(rows)]['instance_id']}-{i}")
+                for i in range(n_rows)
+            ]
+            name = src.parent.name.split("_")[0]
+            pq.write_table(pa.Table.from_pylist(rows), Path(tmp) / f"{name}.parquet", row_group_size=256)
+            with open(Path(tmp) / f"{name}.jsonl", "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+        for kind in ("parquet", "jsonl"):
+            n = 0
+            first = None
+            t0 = time.perf_counter()
+            for path in sorted(Path(tmp).glob(f"*.{kind}")):
+                for item in read_file(path):
+                    n += isinstance(item, Trajectory)
+                    first = first or time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            assert n == 2 * n_rows, f"{kind}: {n} trajectories from {2 * n_rows} rows"
+            out[f"{kind}_rows_per_s"] = round(n / seconds, 1)
+            out[f"{kind}_first_trajectory_s"] = round(first, 3)
+    out["parquet_over_jsonl"] = round(out["parquet_rows_per_s"] / out["jsonl_rows_per_s"], 2)
+    return out
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """acc repos: clone every repository a task table names, once, for SWE evidence at any scale.
 
   acc repos hf://datasets/nebius/SWE-rebench --out repos/
-  acc compile hf://datasets/nebius/SWE-agent-trajectories --tasks hf://datasets/nebius/SWE-rebench --repos repos/
+  acc compile hf://datasets/nebius/SWE-agent-trajectories --task-table hf://datasets/nebius/SWE-rebench --repos repos/
 
 Each repository `owner/name` (the task table's `repo` column, else the owner__name-N instance id) becomes a bare,
 blob-filtered clone `DIR/owner__name` (`git clone --bare --filter=blob:none`): commits and trees only, file contents

@@ -1,4 +1,4 @@
-"""Task tables (`--tasks SOURCE`): what each task instance is, joined onto the runs by instance id.
+"""Task tables (`--task-table SOURCE`): what each task instance is, joined onto the runs by instance id.
 
 A task table is a parquet / arrow / jsonl / JSON file, a directory of them, or an hf:// dataset (SWE-bench,
 nebius/SWE-bench-extra, SWE-rebench, SWE-smith task sets, BIRD / Spider task files). Columns, by alias:
@@ -12,7 +12,7 @@ nebius/SWE-bench-extra, SWE-rebench, SWE-smith task sets, BIRD / Spider task fil
 
 `prepare(traj, opts)` runs before a trajectory's evidence is extracted (domains.extract):
 - `--only-resolved`: a run the source does not mark resolved is rejected ("not resolved");
-- `--tasks`: the run's task is found by its instance id, or by its id without a run suffix (`..._17`); repo,
+- `--task-table`: the run's task is found by its instance id, or by its id without a run suffix (`..._17`); repo,
   base commit, db_id and the gold are set from it. A SWE run not marked resolved then answers with the gold patch
   (evidence: the gold patch's files at the base commit + the files the agent inspected), so unresolved runs still
   make records; a resolved run keeps its own patch (the gold patch's files are evidence too). A run whose task is not
@@ -146,12 +146,7 @@ def prepare(traj, opts) -> None:
                 use_gold = True
             if not traj.question.strip() and task.question:
                 traj.question = task.question
-    cap = getattr(opts, "max_per_instance", 0) or 0
-    if cap > 0:
-        seen = opts.instance_counts
-        key = (traj.domain, instance)
-        seen[key] = seen.get(key, 0) + 1
-        if seen[key] > cap:
-            raise CompileError(f"run {seen[key]} of instance {instance}: over --max-per-instance {cap}")
+    traj.meta.setdefault("instance_id", instance)  # --max-per-instance is applied per bucket, in origin order
+    # (pipeline/assemble_step.py): a count kept here would depend on how files are split between tasks
     if traj.domain == "swe" and not use_gold and not traj.final_answer.strip() and traj.meta.get("patch_problem"):
         raise CompileError(str(traj.meta["patch_problem"]))
