@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from transformers import TrainingArguments
 from trl import SFTConfig
 
 from acc_hf.kernels import ATTN_BACKENDS
 
 ROPE_TYPES = ("yarn", "linear", "dynamic")
+# transformers 5.23 renamed gradient checkpointing to activation checkpointing; before, only the old name is read.
+_NATIVE_ACTIVATION_CHECKPOINTING = "activation_checkpointing" in TrainingArguments.__dataclass_fields__
 
 
 @dataclass
@@ -37,8 +40,10 @@ class ACCConfig(SFTConfig):
         log_per_domain (`bool`, defaults to `False`):
             Log loss and token accuracy per domain (`domain/<name>/loss`, `domain/<name>/token_accuracy`).
         attn_backend (`str`, defaults to `"auto"`):
-            `"auto"` picks FlashAttention-2 (varlen) when CUDA and flash-attn are present, sdpa otherwise; or one of
-            `"flash_attention_2"`, `"flash_attention_3"` (Hopper; same varlen boundaries), `"sdpa"`, `"eager"`.
+            `"auto"` takes, on CUDA, the first of `"flash_attention_3"`, `"flash_attention_2"` (the flash-attn
+            package), `"torch_varlen"` (PyTorch's own FlashAttention varlen kernel, torch >= 2.10: no package to
+            build), `"flex_attention"` (document mask) that runs here, else `"sdpa"`; on CPU `"sdpa"`. Any of them,
+            or `"eager"`, can be forced; one this machine cannot run is refused up front with the reason.
         use_liger_kernel (`bool`, defaults to `False`):
             Liger's layer kernels (RMSNorm, RoPE, SwiGLU). Needs CUDA and liger-kernel: checked up front with a clear
             error. The loss always runs through TRL's fused LM head (Triton tiles on CUDA).
@@ -91,7 +96,11 @@ class ACCConfig(SFTConfig):
     # Kernels and long context
     attn_backend: str = field(
         default="auto",
-        metadata={"help": "Attention: auto (FA2 varlen on CUDA, sdpa otherwise), or forced.", "choices": ATTN_BACKENDS},
+        metadata={
+            "help": "Attention: auto (on CUDA: FA3, FA2, torch_varlen, flex_attention, whichever runs first; sdpa on "
+            "CPU), or forced.",
+            "choices": ATTN_BACKENDS,
+        },
     )
     rope_scaling_type: str | None = field(
         default=None, metadata={"help": "RoPE scaling to extend the window, e.g. yarn.", "choices": list(ROPE_TYPES)}
@@ -107,6 +116,8 @@ class ACCConfig(SFTConfig):
     model_card_license: str = field(default="apache-2.0", metadata={"help": "License for the model card."})
 
     def __post_init__(self):
+        if not _NATIVE_ACTIVATION_CHECKPOINTING and self.gradient_checkpointing is None:
+            self.gradient_checkpointing = bool(self.activation_checkpointing)  # transformers < 5.23 reads only this
         super().__post_init__()
         if self.packing and self.packing_strategy != "bfd":
             raise ValueError(

@@ -11,6 +11,8 @@ What this class adds:
 * Samples longer than `max_length` are dropped before packing, counted, logged and written to the state and card
   (TRL would truncate them, cutting their answer or their question).
 * Kernel selection at run time (`acc_hf.kernels`), with Liger checked up front and the path taken logged.
+* One way to build the model: given its name (or `tiny:`), the trainer builds it, TRL's way, from
+  `model_init_kwargs` with the chosen attention and RoPE scaling; a model instance is checked against them.
 * The `use_cache` trap: the cache is switched off in the config and every padding-free batch is checked to carry
   no attention_mask and position_ids that restart per sample; impossible configurations raise (Ulysses with sdpa on
   packed rows, a model window shorter than `max_length`, attention kernels without packed-sequence support).
@@ -37,20 +39,17 @@ from trl import SFTTrainer
 from trl.data_utils import pack_dataset
 from trl.trainer.utils import global_then_local_main_first
 
-from acc_hf.acc_config import ACCConfig, rope_parameters
+from acc_hf.acc_config import ACCConfig, apply_rope_scaling, rope_parameters
 from acc_hf.kernels import check_packed_batch, drop_varlen_keys, score_label_positions_only_on_cpu, select_kernels
 from acc_hf.model_card import write_model_card
+from acc_hf.moe import find_routers
+from acc_hf.router_stats import RouterStatsCallback, plot_router_heatmap
 from dataset_builder.schema import DOMAINS
-
-try:  # written alongside this module; the trainer runs without it
-    from acc_hf.router_stats import RouterStatsCallback, find_routers, plot_router_heatmap
-except ImportError:  # pragma: no cover
-    RouterStatsCallback = find_routers = plot_router_heatmap = None
 
 logger = logging.getLogger(__name__)
 
 # attention implementations for which transformers keeps packed samples apart (mask from position_ids, or varlen)
-PACKED_SAFE_ATTENTION = ("eager", "sdpa", "flex_attention", "flash_attention_2", "flash_attention_3")
+PACKED_SAFE_ATTENTION = ("eager", "sdpa", "flex_attention", "flash_attention_2", "flash_attention_3", "torch_varlen")
 
 
 @dataclass
@@ -100,7 +99,15 @@ class ACCTrainer(SFTTrainer):
     _tag_names = ["trl", "sft", "acc"]
     _name = "ACC"
 
-    def __init__(self, model, args: ACCConfig | None = None, train_dataset=None, eval_dataset=None, **kwargs):
+    def __init__(
+        self,
+        model,
+        args: ACCConfig | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        **kwargs,
+    ):
         if args is None:
             args = ACCConfig(output_dir="acc-model")
         if not isinstance(args, ACCConfig):
@@ -114,15 +121,30 @@ class ACCTrainer(SFTTrainer):
         self._domain_totals: dict[str, torch.Tensor] = {}
         self._capture_outputs = False
         self._captured = None
+        # The one place a model is built: from its name, with the chosen attention and RoPE scaling in the
+        # `from_pretrained` kwargs (TRL builds it from `args.model_init_kwargs`), or from a tiny config for `tiny:`.
+        built_by_trl = isinstance(model, str) and not model.startswith("tiny:")
         if isinstance(model, str):
-            init_kwargs = dict(args.model_init_kwargs or {})
-            init_kwargs.setdefault("attn_implementation", self.kernel_plan.attn_implementation)
-            init_kwargs.update(_rope_init_kwargs(model, args, init_kwargs))
-            args.model_init_kwargs = init_kwargs
-        else:
+            init_kwargs = model_init_kwargs(model, args, self.kernel_plan)
+            if built_by_trl:
+                args.model_init_kwargs = init_kwargs
+            else:
+                model = build_tiny_model(model, args, init_kwargs)
+                if processing_class is None:
+                    from acc_hf.tiny import tiny_tokenizer
+
+                    processing_class = tiny_tokenizer()
+        if not built_by_trl:
             self._prepare_model(model, args)
-        super().__init__(model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
-        if isinstance(model, str):
+        super().__init__(
+            model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            **kwargs,
+        )
+        if built_by_trl:
             self._prepare_model(self.model, args)
 
         if self.aux_loss_enabled and (self.label_smoother is not None or self.compute_loss_func is not None):
@@ -149,7 +171,7 @@ class ACCTrainer(SFTTrainer):
         self.data_collator = ACCCollator(self.data_collator, self.padding_free, self.sequence_parallel)
 
         self.router_callback = None
-        if args.router_stats and RouterStatsCallback is not None and find_routers(self.model):
+        if args.router_stats and find_routers(self.model):
             self.router_callback = RouterStatsCallback(self.model, heatmap=args.router_heatmap)
             self.add_callback(self.router_callback)
         self.add_callback(_DataStatsCallback(self))
@@ -174,8 +196,8 @@ class ACCTrainer(SFTTrainer):
         wanted = rope_parameters(args, config)
         if wanted is not None and (config.rope_parameters or {}).get("rope_type") != wanted["rope_type"]:
             raise ValueError(
-                f"rope_scaling_type={args.rope_scaling_type!r} is set but the model was built without it: load it "
-                "with acc_hf.train.load_model (or pass the model name to ACCTrainer) so RoPE is scaled at build time"
+                f"rope_scaling_type={args.rope_scaling_type!r} is set but the model was built without it: pass the "
+                "model name to ACCTrainer (as `acc train` does), which builds it with RoPE scaled"
             )
         window = getattr(config, "max_position_embeddings", None)
         if args.max_length and window and args.max_length > window:
@@ -455,15 +477,46 @@ def _text_config(model):
     return model.config.get_text_config()
 
 
-def _rope_init_kwargs(model_name: str, args: ACCConfig, init_kwargs: dict) -> dict:
-    """`from_pretrained` kwargs that scale RoPE as `args` asks (config attributes passed as kwargs override it)."""
-    if args.rope_scaling_type is None:
-        return {}
-    from transformers import AutoConfig
+def model_init_kwargs(name: str, args: ACCConfig, plan) -> dict:
+    """`args.model_init_kwargs` plus what ACC training decides at build time: the attention implementation of the
+    kernel plan, and RoPE scaling as `args` asks (config attributes passed as kwargs override the checkpoint's)."""
+    kwargs = dict(args.model_init_kwargs or {})
+    asked = kwargs.get("attn_implementation")
+    if asked is not None and asked != plan.attn_implementation:
+        raise ValueError(
+            f"model_init_kwargs asks for attn_implementation={asked!r} but attn_backend={args.attn_backend!r} chose "
+            f"{plan.attn_implementation!r}: set attn_backend: {asked} instead (it is checked against this machine)"
+        )
+    kwargs["attn_implementation"] = plan.attn_implementation
+    if args.rope_scaling_type is not None and not name.startswith("tiny:"):
+        from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(model_name, trust_remote_code=args.trust_remote_code).get_text_config()
-    original = args.rope_original_max_position_embeddings or config.max_position_embeddings
-    return {
-        "rope_parameters": rope_parameters(args, config),
-        "max_position_embeddings": int(original * args.rope_scaling_factor),
-    }
+        remote = {key: kwargs[key] for key in ("revision", "trust_remote_code") if kwargs.get(key) is not None}
+        config = AutoConfig.from_pretrained(name, **remote).get_text_config()
+        original = args.rope_original_max_position_embeddings or config.max_position_embeddings
+        kwargs["rope_parameters"] = rope_parameters(args, config)
+        kwargs["max_position_embeddings"] = int(original * args.rope_scaling_factor)
+    return kwargs
+
+
+def build_tiny_model(name: str, args: ACCConfig, init_kwargs: dict):
+    """The tiny Qwen3-MoE of `acc_hf.tiny` for ``tiny:`` (``tiny:seed=N`` for another initialization), built from its
+    config with the same build-time settings as a named checkpoint: attention implementation, dtype, RoPE scaling."""
+    from transformers import AutoModelForCausalLM
+
+    from acc_hf.tiny import tiny_config
+
+    options = dict(item.split("=", 1) for item in name[len("tiny:") :].split(",") if item)
+    unknown = set(options) - {"seed"}
+    if unknown:
+        raise ValueError(f"{name!r}: unknown tiny: option(s) {sorted(unknown)}; the only one is seed (tiny:seed=3)")
+    config = tiny_config()
+    apply_rope_scaling(args, config)
+    dtype = init_kwargs.get("dtype")
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
+    torch.manual_seed(int(options.get("seed", 0)))
+    return AutoModelForCausalLM.from_config(
+        config,
+        attn_implementation=init_kwargs["attn_implementation"],
+        **({"dtype": dtype} if isinstance(dtype, torch.dtype) else {}),
+    )

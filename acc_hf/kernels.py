@@ -1,17 +1,22 @@
 """Run-time choice of the attention and loss kernels for packed long-context training, and the checks that keep
 packed samples from attending to each other.
 
-Two paths, picked once per run and logged in one line:
+Attention, picked once per run and logged in one line (``attn_backend: auto`` takes the first that runs here):
 
-* GPU (CUDA + ``flash-attn``): FlashAttention-2 varlen. TRL 1.16's padding-free collator already precomputes the
-  sequence boundaries on CPU (``cu_seq_lens_q/k``, ``max_length_q/k``), and transformers' ``_flash_attention_forward``
-  uses them as given instead of inferring them from ``position_ids`` in every layer. Nothing to add there; the batch
-  check below makes sure they are present. The LM-head loss is TRL's fused LM head, which runs Triton tiles on CUDA
-  (the same idea as Liger's fused linear cross-entropy: logits are never materialized). TRL refuses Liger's own
-  fused linear cross-entropy because it replaces ``model.forward``; ``use_liger_kernel`` therefore brings Liger's
-  layer kernels (RMSNorm, RoPE, SwiGLU) and TRL keeps the loss.
-* Elsewhere: sdpa with the block-diagonal mask transformers builds from ``position_ids``
-  (``masking_utils.find_packed_sequence_indices``) and TRL's fused LM head folded in torch tiles.
+* ``flash_attention_3`` / ``flash_attention_2`` (CUDA + the flash-attn package): FlashAttention varlen. TRL 1.16's
+  padding-free collator precomputes the sequence boundaries on CPU (``cu_seq_lens_q/k``, ``max_length_q/k``) and
+  transformers passes them to the kernel as given.
+* ``torch_varlen`` (CUDA, torch >= 2.10, no package to build): the same boundaries through PyTorch's own
+  FlashAttention varlen kernel, ``torch.nn.attention.varlen.varlen_attn`` (``acc_hf.varlen``). flash-attn is a
+  source distribution on PyPI (a long CUDA build, or a wheel from outside PyPI); this path needs neither.
+* ``flex_attention`` (torch >= 2.5): FlexAttention with a document mask (a BlockMask built from ``position_ids``),
+  compiled; memory linear in the row length. It has no backward on CPU, so on CPU it is forward-only (analysis).
+* ``sdpa`` / ``eager``: the block-diagonal mask transformers builds from ``position_ids``
+  (``masking_utils.find_packed_sequence_indices``), dense T x T: the CPU path, and the last resort on a GPU.
+
+The LM-head loss is TRL's fused LM head (Triton tiles on CUDA, torch tiles elsewhere: logits are never
+materialized). TRL refuses Liger's own fused linear cross-entropy because it replaces ``model.forward``;
+``use_liger_kernel`` therefore brings Liger's layer kernels (RMSNorm, RoPE, SwiGLU) and TRL keeps the loss.
 
 Packed rows are only isolated when the batch has ``position_ids`` restarting per sample, no ``attention_mask``, and
 no KV cache: an all-ones mask or ``use_cache=True`` turns the block-diagonal detection off and samples attend to each
@@ -26,7 +31,11 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
-ATTN_BACKENDS = ("auto", "flash_attention_2", "flash_attention_3", "sdpa", "eager")
+ATTN_BACKENDS = (
+    "auto", "flash_attention_3", "flash_attention_2", "torch_varlen", "flex_attention", "sdpa", "eager",
+)  # fmt: skip
+AUTO_ON_CUDA = ("flash_attention_3", "flash_attention_2", "torch_varlen", "flex_attention", "sdpa")
+VARLEN_IMPLEMENTATIONS = ("flash_attention_2", "flash_attention_3", "torch_varlen")  # take cu_seq_lens, no mask
 VARLEN_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 
 
@@ -60,6 +69,35 @@ def flash_attn_available(version: int = 2) -> bool:
     return cuda_available() and (is_flash_attn_2_available() if version == 2 else is_flash_attn_3_available())
 
 
+def attention_unavailable(backend: str, use_cpu: bool = False, training: bool = True) -> str | None:
+    """Why `backend` cannot run on this machine (for training, or forward only), or None when it can."""
+    on_cuda = cuda_available() and not use_cpu
+    if backend.startswith("flash_attention"):
+        version = int(backend[-1])
+        if not on_cuda:
+            return "it needs a CUDA device (and use_cpu off)"
+        if not flash_attn_available(version):
+            if version == 2:
+                return "the flash-attn package is not installed (pip install 'acc-hf[gpu]')"
+            return "the FlashAttention-3 (Hopper) package is not installed"
+        return None
+    if backend == "torch_varlen":
+        from acc_hf import varlen
+
+        return varlen.unavailable_reason(use_cpu)
+    if backend == "flex_attention":
+        from transformers.utils import is_torch_flex_attn_available
+
+        if not is_torch_flex_attn_available():
+            return "this torch has no FlexAttention (torch >= 2.5)"
+        if training and not on_cuda:
+            return "FlexAttention has no backward on CPU (torch raises at the first backward); it runs forward only"
+        return None
+    if backend in ("sdpa", "eager"):
+        return None
+    raise ValueError(f"attn_backend must be one of {ATTN_BACKENDS}, got {backend!r}")
+
+
 def check_liger_available(use_cpu: bool = False) -> None:
     """Raise a ValueError that says what to do when Liger cannot run here (it needs CUDA, liger-kernel and triton).
 
@@ -85,36 +123,41 @@ def check_liger_available(use_cpu: bool = False) -> None:
 
 
 def select_kernels(attn_backend: str = "auto", use_liger_kernel: bool = False, use_cpu: bool = False) -> KernelPlan:
-    """Choose the attention implementation and loss path for this machine (for a run on its CPU when `use_cpu`, as
-    `TrainingArguments.use_cpu`); raise a clear error for impossible asks."""
+    """Choose the attention implementation and loss path for training on this machine (on its CPU when `use_cpu`, as
+    `TrainingArguments.use_cpu`); raise a clear error for impossible asks. `torch_varlen` is registered with
+    transformers when chosen."""
     if attn_backend not in ATTN_BACKENDS:
         raise ValueError(f"attn_backend must be one of {ATTN_BACKENDS}, got {attn_backend!r}")
     if use_liger_kernel:
         check_liger_available(use_cpu)
     on_cuda = cuda_available() and not use_cpu
     if attn_backend == "auto":
-        if on_cuda and flash_attn_available():
-            attn, reason = "flash_attention_2", "auto: CUDA and flash-attn found"
+        if on_cuda:
+            skipped = []
+            for candidate in AUTO_ON_CUDA:
+                why_not = attention_unavailable(candidate, use_cpu)
+                if why_not is None:
+                    break
+                skipped.append(f"{candidate}: {why_not}")
+            attn, reason = candidate, "; ".join(["auto on CUDA", *skipped])
         else:
-            why = "use_cpu" if use_cpu else "flash-attn not installed" if on_cuda else "no CUDA device"
-            attn, reason = "sdpa", f"auto: {why}"
-    elif attn_backend.startswith("flash_attention"):
-        version = int(attn_backend[-1])
-        if not (on_cuda and flash_attn_available(version)):
-            package = (
-                "flash-attn package (pip install 'acc-hf[gpu]')"
-                if version == 2
-                else "FlashAttention-3 (Hopper) package"
-            )
-            raise ValueError(
-                f"attn_backend={attn_backend!r} needs a CUDA device (and use_cpu off) and the {package}; use "
-                "attn_backend='auto' to fall back to sdpa on this machine."
-            )
-        attn, reason = attn_backend, "requested"
+            attn, reason = "sdpa", f"auto: {'use_cpu' if use_cpu else 'no CUDA device'}"
     else:
+        why_not = attention_unavailable(attn_backend, use_cpu)
+        if why_not is not None:
+            raise ValueError(
+                f"attn_backend={attn_backend!r} cannot run on this machine: {why_not}. Use attn_backend='auto' to "
+                "take the best attention this machine has."
+            )
         attn, reason = attn_backend, "requested"
-    if attn.startswith("flash_attention"):
-        packed = "varlen kernels, cu_seq_lens precomputed by the collator"
+    if attn == "torch_varlen":
+        from acc_hf import varlen
+
+        varlen.register()
+    if attn in VARLEN_IMPLEMENTATIONS:
+        packed = "varlen kernel, cu_seq_lens precomputed by the collator"
+    elif attn == "flex_attention":
+        packed = "document BlockMask built from position_ids"
     else:
         packed = "block-diagonal mask built from position_ids"
     loss = (
@@ -159,7 +202,7 @@ def check_packed_batch(batch: dict, attn_implementation: str, sequence_parallel:
     """Fail loudly on a padding-free batch that would let packed samples attend to each other.
 
     transformers isolates the samples of a flattened row only when `position_ids` restart per sample and neither an
-    `attention_mask` nor a KV cache is passed; FlashAttention-2 additionally gets the boundaries from the collator.
+    `attention_mask` nor a KV cache is passed; the varlen kernels additionally get the boundaries from the collator.
     """
     if "position_ids" not in batch:
         raise ValueError("padding-free batch without position_ids: packed samples could not be told apart")
@@ -170,12 +213,12 @@ def check_packed_batch(batch: dict, attn_implementation: str, sequence_parallel:
         )
     if batch.get("use_cache") or batch.get("past_key_values") is not None:
         raise ValueError("a KV cache turns packed-sequence masking off; training batches must run with use_cache=False")
-    if attn_implementation.startswith("flash_attention") and not sequence_parallel:
+    if attn_implementation in VARLEN_IMPLEMENTATIONS and not sequence_parallel:
         missing = [key for key in VARLEN_KEYS if batch.get(key) is None]
         if missing:
             raise ValueError(
-                f"flash-attention padding-free batch lacks {missing}: the varlen kernel would infer the boundaries "
-                "from position_ids in every layer (or not at all)"
+                f"{attn_implementation} padding-free batch lacks {missing}: the varlen kernel would infer the "
+                "boundaries from position_ids in every layer (or not at all)"
             )
 
 

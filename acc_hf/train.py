@@ -75,42 +75,14 @@ def load_acc_dataset(path: str, configs: list[str] | None = None, split: str = "
     return load_acc_split(path, "all" if "all" in available else None, split=split)
 
 
-def load_model(model_args, args, plan):
-    """(model, tokenizer) with the chosen attention kernel, dtype and RoPE scaling applied at build time."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from acc_hf.acc_config import apply_rope_scaling
-
-    name = model_args.model_name_or_path
-    if not name:
-        raise ValueError("set model_name_or_path in the recipe (a Hub id, a local checkpoint, or tiny:)")
-    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else None
-    if name.startswith("tiny:"):
-        from transformers import Qwen3MoeForCausalLM
-
-        from acc_hf.tiny import tiny_config, tiny_tokenizer
-
-        options = dict(item.split("=", 1) for item in name[len("tiny:") :].split(",") if item)
-        config = tiny_config()
-        apply_rope_scaling(args, config)
-        config._attn_implementation = plan.attn_implementation
-        torch.manual_seed(int(options.get("seed", 0)))
-        model = Qwen3MoeForCausalLM(config)
-        if dtype:
-            model = model.to(getattr(torch, dtype))
-        return model, tiny_tokenizer()
+def model_init_kwargs(model_args, args) -> dict:
+    """The `from_pretrained` kwargs of TRL's ModelConfig (TRL's sft script does the same); ACCTrainer adds the
+    attention kernel and RoPE scaling and builds the model."""
     kwargs = {"revision": model_args.model_revision, "trust_remote_code": args.trust_remote_code}
-    config = AutoConfig.from_pretrained(name, **kwargs)
-    apply_rope_scaling(args, config.get_text_config())
-    model = AutoModelForCausalLM.from_pretrained(
-        name,
-        config=config,
-        dtype=dtype or "auto",
-        attn_implementation=plan.attn_implementation,
-        **{**kwargs, **(args.model_init_kwargs or {})},
-    )
-    return model, AutoTokenizer.from_pretrained(name, **kwargs)
+    kwargs["dtype"] = model_args.dtype
+    if model_args.attn_implementation is not None:  # must agree with attn_backend (ACCTrainer checks)
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    return {**kwargs, **(args.model_init_kwargs or {})}
 
 
 def read_eval_results(path: str) -> list[dict]:
@@ -119,34 +91,35 @@ def read_eval_results(path: str) -> list[dict]:
 
 
 def train(script_args: ACCScriptArguments, args, model_args) -> int:
-    from trl import get_peft_config
+    from trl import get_peft_config, get_quantization_config
 
     from acc_hf.acc_trainer import ACCTrainer
-    from acc_hf.kernels import select_kernels
     from acc_hf.model_card import write_model_card
 
-    plan = select_kernels(args.attn_backend, args.use_liger_kernel, args.use_cpu)  # before anything heavy is loaded
-    logger.info(plan.describe())
+    name = model_args.model_name_or_path
+    if not name:
+        raise ValueError("set model_name_or_path in the recipe (a Hub id, a local checkpoint, or tiny:)")
     train_data = load_acc_dataset(script_args.dataset_path, args.acc_configs, script_args.dataset_train_split)
     eval_data = None
     if script_args.dataset_eval_split:
         eval_data = load_acc_dataset(script_args.dataset_path, args.acc_configs, script_args.dataset_eval_split)
     eval_results = read_eval_results(script_args.eval_results) if script_args.eval_results else None
-    model, tokenizer = load_model(model_args, args, plan)
     peft_config = get_peft_config(model_args)
-    if peft_config is not None and model_args.model_name_or_path.startswith("tiny:"):
+    if peft_config is not None and name.startswith("tiny:"):
         logger.warning(
             "LoRA on a tiny: model built from its config: the adapter names no base model to reload it onto; save the "
             "base first (python -m acc_hf.tiny DIR) and train with --model_name_or_path DIR to use "
             "AutoPeftModelForCausalLM on the result"
         )
+    args.model_init_kwargs = model_init_kwargs(model_args, args)
+    quantization = get_quantization_config(model_args)
     trainer = ACCTrainer(
-        model,
+        name,  # ACCTrainer picks the kernels and builds the model (TRL's way, from args.model_init_kwargs)
         args=args,
         train_dataset=train_data,
         eval_dataset=eval_data,
-        processing_class=tokenizer,
         peft_config=peft_config,
+        **({"quantization_config": quantization} if quantization is not None else {}),
     )
     trainer.dataset_names = [script_args.dataset_path]
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from acc_hf.analysis.roles import ROLES, TokenRoles
-from acc_hf.router_stats import unwrap_model
+from acc_hf.moe import unwrap_model
 
 MAX_BINS = 22  # distances up to 2^21 - 1 (2M tokens)
 _LAYER_INDEX = re.compile(r"(?:^|\.)layers\.(\d+)\.")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from acc_hf.analysis.roles import ROLES, TokenRoles
-from acc_hf.router_stats import find_routers, router_output, unwrap_model
+from acc_hf.moe import find_routers, router_output, unwrap_model
 
 
 @dataclass

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from acc_train_data import acc_rows, make_trainer
 
 from acc_hf import ACCConfig
@@ -90,27 +91,44 @@ def test_config_and_model_checks(tmp_path):
 
 
 def test_yarn_scaling_extends_the_window_at_build_time(tmp_path):
-    from trl import ModelConfig
-
-    from acc_hf.kernels import select_kernels
-    from acc_hf.train import load_model
-
-    args = ACCConfig(
-        output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", max_length=2048,
+    """The trainer builds a `tiny:` model with RoPE scaled (and refuses a model instance built without it)."""
+    trainer = make_trainer(
+        acc_rows(2), tmp_path, model="tiny:seed=3", max_length=2048,
         rope_scaling_type="yarn", rope_scaling_factor=4.0, rope_original_max_position_embeddings=65536,
     )  # fmt: skip
-    model, tokenizer = load_model(
-        ModelConfig(model_name_or_path="tiny:seed=3"), args, select_kernels("auto", use_cpu=True)
-    )
+    model = trainer.model
     assert model.config.rope_parameters["rope_type"] == "yarn"
     assert model.config.rope_parameters["factor"] == 4.0
     assert model.config.rope_parameters["original_max_position_embeddings"] == 65536
     assert model.config.max_position_embeddings == 262144
     assert model.model.rotary_emb.attention_scaling > 1.0  # YaRN's attention factor is in use
-    trainer = make_trainer(
-        acc_rows(2), tmp_path, model=model, max_length=2048, rope_scaling_type="yarn", rope_scaling_factor=4.0
-    )
     assert trainer._training_summary(model.config)["rope"] == "yarn x4.0"
+    from acc_hf.tiny import tiny_model
+
+    seeded = tiny_model(seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(seeded.parameters(), model.parameters()))  # tiny:seed=3 is seed 3
+    with pytest.raises(ValueError, match="unknown tiny: option"):
+        make_trainer(acc_rows(2), tmp_path, model="tiny:sed=3")
+
+
+def test_a_named_checkpoint_is_built_once_by_the_trainer_the_trl_way(tmp_path):
+    """Given a checkpoint path, ACCTrainer puts the kernel choice and RoPE scaling into `model_init_kwargs` and TRL
+    builds the model from them; an attention implementation that contradicts attn_backend is refused."""
+    from acc_hf.tiny import save_tiny
+
+    base = save_tiny(tmp_path / "base", seed=0)
+    trainer = make_trainer(
+        acc_rows(2), tmp_path / "run", model=str(base), max_length=2048, model_init_kwargs={"dtype": "float32"},
+        rope_scaling_type="yarn", rope_scaling_factor=2.0,
+    )  # fmt: skip
+    config = trainer.model.config
+    assert config._attn_implementation == "sdpa" == trainer.args.model_init_kwargs["attn_implementation"]
+    assert config.rope_parameters["rope_type"] == "yarn" and config.max_position_embeddings == 262144
+    assert config.use_cache is False  # checked after TRL built it
+    with pytest.raises(ValueError, match="attn_implementation='eager' but attn_backend='auto' chose 'sdpa'"):
+        make_trainer(
+            acc_rows(2), tmp_path / "run2", model=str(base), model_init_kwargs={"attn_implementation": "eager"}
+        )
 
 
 def test_model_card_with_data_counts_and_eval_results(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from acc_train_data import GradCapture, acc_rows, make_trainer
 
-from acc_hf.kernels import check_packed_batch
+from acc_hf.kernels import VARLEN_KEYS, attention_unavailable, check_packed_batch
 
 LOSS_ATOL = 1e-5
 GRAD_ATOL, GRAD_RTOL = 1e-5, 1e-4
@@ -97,6 +97,44 @@ def test_packed_logits_equal_per_sequence_and_cache_trap_is_guarded(tmp_path):
     model.train()
     with pytest.raises(ValueError, match="attention_mask"):  # and the trainer checks every batch
         trainer.compute_loss(model, {**packed, "attention_mask": torch.ones_like(packed["input_ids"])})
+
+
+BACKENDS = ("sdpa", "eager", "flex_attention", "torch_varlen", "flash_attention_2", "flash_attention_3")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_packed_logits_equal_per_sequence_for_every_attention_backend(tmp_path, backend):
+    """The same packed row from TRL's collator (position_ids restarting per sample, cu_seq_lens, no mask) through
+    each attention implementation this machine can run gives the logits of running each sample alone (sdpa):
+    no sample attends to another. CPU: fp32, flex compiled for CPU; CUDA: bf16."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    why_not = attention_unavailable(backend, training=False)
+    if why_not:
+        pytest.skip(f"{backend} cannot run here: {why_not}")
+    from acc_hf.tiny import tiny_model
+
+    dtype, tolerance = (torch.bfloat16, 3e-2) if device == "cuda" else (torch.float32, 1e-5)
+    trainer = make_trainer(acc_rows(4, seed=1), tmp_path, max_length=2048)
+    row = trainer.train_dataset[0]
+    assert len(row["seq_lengths"]) == 4
+    batch = trainer.data_collator([row])
+    inputs = {
+        k: batch[k].to(device) if torch.is_tensor(batch[k]) else batch[k]
+        for k in ("input_ids", "position_ids", *VARLEN_KEYS)
+    }
+    model = tiny_model(seed=0).to(device, dtype).eval()
+    with torch.no_grad():
+        separate, start = [], 0
+        for n in row["seq_lengths"]:
+            separate.append(model(input_ids=inputs["input_ids"][:, start : start + n]).logits[0].float())
+            start += n
+        if backend == "torch_varlen":
+            from acc_hf import varlen
+
+            varlen.register()
+        model.set_attn_implementation(backend)
+        packed = model(**inputs).logits[0].float()
+    torch.testing.assert_close(packed, torch.cat(separate), atol=tolerance, rtol=tolerance)
 
 
 def test_batch4_accum1_equals_batch1_accum4(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from acc_hf.router_stats import RouterStats, RouterStatsCallback, find_routers, plot_router_heatmap
+from acc_hf.moe import find_routers
+from acc_hf.router_stats import RouterStats, RouterStatsCallback, plot_router_heatmap
 from acc_hf.tiny import tiny_model
 
 N_EXPERTS, TOP_K, PAD = 8, 2, 0
