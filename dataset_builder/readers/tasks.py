@@ -17,8 +17,8 @@ nebius/SWE-bench-extra, SWE-rebench, SWE-smith task sets, BIRD / Spider task fil
   (evidence: the gold patch's files at the base commit + the files the agent inspected), so unresolved runs still
   make records; a resolved run keeps its own patch (the gold patch's files are evidence too). A run whose task is not
   in the table is compiled as it is, with meta["task"] = "not in the task table";
-- `--max-per-instance N`: at most N runs of one task instance, the first N read (counted per DomainOptions
-  object, i.e. per reading process: with several processes the cap holds within each);
+- (`--max-per-instance N` is applied by the compile pipeline's assemble stage, over all runs of an instance in
+  origin order, by meta["instance_id"], which the join sets to the task's id);
 - a SWE run whose row had no usable patch (row_build.py's meta["patch_problem"]) and gets no gold patch is rejected
   with that reason.
 Rows are streamed once per process and kept as a dict of the few fields above.
