@@ -85,6 +85,38 @@ def model_init_kwargs(model_args, args) -> dict:
     return {**kwargs, **(args.model_init_kwargs or {})}
 
 
+def length_notice(path: str, data, args) -> str | None:
+    """What to say up front when the dataset was compiled for longer rows (`acc compile --max-length`, in its
+    stats.json) than the recipe's `max_length`: how many of the rows to train on the trainer would drop."""
+    stats = Path(path) / "stats.json"
+    if not stats.is_file():
+        try:  # a Hub dataset pushed by `acc push` carries its stats.json
+            from huggingface_hub import hf_hub_download
+
+            stats = Path(hf_hub_download(path, "stats.json", repo_type="dataset"))
+        except Exception:  # noqa: BLE001 - not an acc dataset, offline, ...: nothing to compare with
+            return None
+    settings = json.loads(stats.read_text()).get("settings") or {}
+    compiled_for = settings.get("max_length")
+    if not compiled_for or not args.max_length or args.max_length >= compiled_for:
+        return None
+    columns = data.column_names
+    rows = zip(data["meta"], data["verified"] if "verified" in columns else [True] * len(data), data["domain"])
+    domains = set(args.acc_domains or []) or None
+    lengths = [
+        json.loads(meta).get("row_tokens", 0)
+        for meta, verified, domain in rows
+        if (verified or not args.only_verified) and (domains is None or domain in domains)
+    ]
+    over = sum(n > args.max_length for n in lengths)
+    return (
+        f"{path} was compiled for rows of up to {compiled_for} tokens (acc compile --max-length), but max_length is "
+        f"{args.max_length}: {over} of the {len(lengths)} rows to train on are longer (by the compile tokenizer's "
+        f"count) and will be dropped, never truncated. Train with --max_length {compiled_for}, or recompile with "
+        f"--max-length {args.max_length}."
+    )
+
+
 def read_eval_results(path: str) -> list[dict]:
     data = json.loads(Path(path).read_text())
     return data["eval_results"] if isinstance(data, dict) else data
@@ -100,6 +132,8 @@ def train(script_args: ACCScriptArguments, args, model_args) -> int:
     if not name:
         raise ValueError("set model_name_or_path in the recipe (a Hub id, a local checkpoint, or tiny:)")
     train_data = load_acc_dataset(script_args.dataset_path, args.acc_configs, script_args.dataset_train_split)
+    if notice := length_notice(script_args.dataset_path, train_data, args):
+        logger.warning(notice)
     eval_data = None
     if script_args.dataset_eval_split:
         eval_data = load_acc_dataset(script_args.dataset_path, args.acc_configs, script_args.dataset_eval_split)

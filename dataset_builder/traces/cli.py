@@ -8,6 +8,8 @@ With a teacher (any OpenAI-compatible server: vLLM, SGLang, a hosted API), each 
 k candidates; the first whose answer verifies against the gold is kept as `reasoning` + `answer`. Without
 --teacher-url the default is --traces trajectory: no server, the trajectories' own final answers and reasoning.
 Records that get no verified trace stay in the dataset with verified=false and the reason in meta.traces.
+A dataset compiled with --max-length L keeps every row within L: a verified trace longer than the reserve makes its
+record drop distractors (never gold evidence); only a record whose gold alone cannot fit beside the trace is rejected.
 
 The dataset is rewritten in place (each shard replaced atomically) unless --out names another directory, which
 receives a full copy. Every teacher response is cached in sqlite (--cache) as soon as it arrives: rerun the same
@@ -82,6 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="swe: read damaged diffs leniently, compare modulo whitespace",
     )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="NAME_OR_DIR",
+        help="tokenizer that counts rows against the dataset's max_length (default: the one it was compiled with, "
+        "from stats.json)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -133,11 +141,18 @@ def run(args: argparse.Namespace) -> int:
             redo_verified=args.redo_verified,
             verify_opts=verify_opts,
             progress=not args.no_progress,
+            tokenizer=args.tokenizer,
         )
     except (FileNotFoundError, ValueError) as err:
         print(f"acc traces: {err}")
         return 2
     print(summary.table())
+    if summary.max_length:
+        t = summary.total()
+        print(
+            f"\nrows within max_length {summary.max_length} (longest {summary.longest_row}): {t.refitted} re-fitted "
+            f"(distractors dropped), {t.over_length} rejected (gold evidence alone could not fit beside the trace)"
+        )
     extra = f"; {summary.http_attempts} HTTP requests, {summary.retries} retries" if mode == "teacher" else ""
     print(f"\nwrote {summary.out_dir} (traces: {mode}{extra})")
     return 0
