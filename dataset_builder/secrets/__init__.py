@@ -9,7 +9,7 @@ and checked again in every file before `acc push` uploads it.
 """
 
 from dataset_builder.secrets.files import Location, scan_files
-from dataset_builder.secrets.records import POLICIES, Finding, ScanOutcome, check_policy, scan_record
+from dataset_builder.secrets.records import POLICIES, Finding, ScanOutcome, check_policy, redact_trace_row, scan_record
 from dataset_builder.secrets.report import FINDINGS_FILE, SecretsReport, finish_secrets, redact_rejects, scan_run
 from dataset_builder.secrets.scan import Redactor, Scanner, Span, load_allowlist
 
@@ -26,6 +26,7 @@ __all__ = [
     "check_policy",
     "load_allowlist",
     "scan_files",
+    "redact_trace_row",
     "scan_record",
     "finish_secrets",
     "redact_rejects",

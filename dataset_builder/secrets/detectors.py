@@ -59,7 +59,9 @@ COMMON_TLDS = frozenset(
 )
 RESERVED_DOMAINS = ("example.com", "example.org", "example.net", "example.edu", "localhost")
 RESERVED_TLDS = ("example", "test", "invalid", "localhost", "local", "internal")
-NOT_EMAIL_USERS = frozenset({"git"})  # git@github.com:org/repo is an SSH remote, not an address
+NOT_EMAIL_USERS = frozenset({"git", "noreply", "no-reply"})  # git@github.com:org/repo is an SSH remote
+# agent harnesses' own commit identities (in every run of theirs), not anyone's address
+SERVICE_EMAILS = frozenset({"openhands@all-hands.dev"})
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def looks_like_secret(value: str) -> bool:
     """A credential value, not a placeholder, a variable, an expression, a path or a plain word."""
     v = value.strip()
     low = v.lower()
-    if len(v) < 6 or v[0] in "$<{%[(*&@/~." or "${" in v or "{{" in v or "(" in v or len(set(v)) <= 2:
+    if len(v) < 6 or v[0] in "$<{%[(*&@/~." or "${" in v or "{{" in v or "(" in v or len(set(v)) <= 2 or v[-1] == ">":
         return False
     if any(w in low for w in PLACEHOLDER_WORDS) or low in ("password", "secret", "token", "none", "null"):
         return False
@@ -143,7 +145,12 @@ def is_personal_email(text: str, start: int, end: int) -> bool:
     local, _, domain = text[start:end].rpartition("@")
     domain = domain.lower()
     tld = domain.rsplit(".", 1)[-1]
-    if local.lower() in NOT_EMAIL_USERS or tld in FILE_TLDS or tld in RESERVED_TLDS:
+    if (
+        local.lower() in NOT_EMAIL_USERS
+        or tld in FILE_TLDS
+        or tld in RESERVED_TLDS
+        or f"{local}@{domain}" in SERVICE_EMAILS
+    ):
         return False
     if any(domain == d or domain.endswith("." + d) for d in RESERVED_DOMAINS):
         return False
@@ -263,10 +270,10 @@ def detectors() -> tuple[Detector, ...]:
             check=secret_value,
             priority=1,
         ),
-        Detector(  # env dumps, .env files, shell: `export DB_PASSWORD=...`, YAML `API_TOKEN: ...`
+        Detector(  # env dumps, .env files, shell: `export DB_PASSWORD=...`, YAML `API_TOKEN: ...` (capital names)
             "credential_assignment",
             _re(
-                r"(?m)^[ \t]{0,16}(?:export[ \t]+|set[ \t]+)?[A-Z0-9_]{0,40}(?:PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN"
+                r"(?<![A-Za-z0-9_<])[A-Z0-9_]{0,40}(?:PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN"
                 r"|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|AUTH_?KEY|CREDENTIALS?)[A-Z0-9_]{0,40}[ \t]{0,4}[=:][ \t]{0,4}"
                 r"([\"']?)([^\s\"'#]{6,512})\1"
             ),

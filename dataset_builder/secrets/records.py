@@ -276,3 +276,38 @@ def _counter_of(meta: Any):
 
     name = meta.get("tokenizer") if isinstance(meta, dict) else None
     return token_counter(_tokenizer_path(name))
+
+
+def redact_trace_row(row: dict[str, Any], meta: dict[str, Any], scanner: Scanner | None = None) -> Counter:
+    """`acc traces`: redact, in place, what a teacher (or the trajectory) wrote into a dataset row before it is kept:
+    `reasoning`, `answer`, the `completion` rendered from them, and the verifier's and traces' notes in `meta` (they
+    quote candidates). New values get placeholders not already used in the row. Returns the counts per type."""
+    from dataset_builder.assemble import completion_messages
+
+    scanner = scanner or Scanner()
+    red = Redactor.continuing(
+        [row.get("context", ""), row.get("question", ""), row.get("reasoning", ""), row.get("answer", "")]
+    )
+    found: Counter = Counter()
+
+    def sub(_path: str, text: str) -> str:
+        spans = scanner.scan(text)
+        found.update(s.type for s in spans)
+        return red.redact(text, spans) if spans else text
+
+    derived = row.get("completion") == completion_messages(row.get("reasoning", ""), row.get("answer", ""))
+    row["reasoning"] = sub("reasoning", row.get("reasoning") or "")
+    row["answer"] = sub("answer", row.get("answer") or "")
+    if derived or not row.get("completion"):
+        row["completion"] = completion_messages(row["reasoning"], row["answer"]) if row.get("completion") else []
+    else:
+        row["completion"] = [{**m, "content": sub("completion", m.get("content", ""))} for m in row["completion"]]
+    for key in ("verifier", "traces", "teacher"):
+        if key in meta:
+            meta[key] = map_strings(meta[key], sub, key)
+    if found:
+        info = meta.setdefault("secrets", {})
+        traces = Counter(info.get("traces_redacted") or {})
+        traces.update(found)
+        info["traces_redacted"] = dict(sorted(traces.items()))
+    return found

@@ -9,6 +9,7 @@ import json
 import random
 import string
 import uuid
+from pathlib import Path
 
 UPPER, LOWER, DIGITS = string.ascii_uppercase, string.ascii_lowercase, string.digits
 ALNUM = UPPER + LOWER + DIGITS
@@ -96,3 +97,122 @@ def decoys(seed: int = 0) -> dict[str, str]:
         "url_home_path": "see https://uca.edu/politicalscience/home/research-projects/ for details",
         "example_email": "write to someone@example.com",
     }
+
+
+# ---------------------------------------------------------------- a corpus of leaky trajectories, every domain
+
+SAMPLES = Path(__file__).resolve().parents[2] / "dataset_builder" / "samples"
+DOMAIN_SEEDS = {"search": 1, "swe": 2, "sql": 3}
+
+
+def sample_rows(rel: str) -> list[dict]:
+    return [json.loads(line) for line in (SAMPLES / rel).read_text().splitlines() if line.strip()]
+
+
+def planted(domain: str) -> dict[str, tuple[str, str]]:
+    return fake_secrets(DOMAIN_SEEDS[domain])
+
+
+def lines_with(names: list[str], secrets: dict[str, tuple[str, str]]) -> str:
+    return "\n".join(in_context(n, secrets[n][0]) for n in names)
+
+
+def _ask(row: dict, question: str) -> None:
+    row["question"] = question
+    next(m for m in row["messages"] if m["role"] == "user")["content"] = question
+
+
+def leaky_search(secrets) -> list[dict]:
+    """Search runs (OpenAI messages): half the kinds in the result snippets, half in the opened page, an email in
+    the question; decoys in the page."""
+    names = sorted(secrets)
+    rows = sample_rows("search/carrow_messages.jsonl")[:3]
+    email = secrets["email"][0]
+    for k, row in enumerate(rows):
+        row["id"] = f"leaky-{row['id']}"
+        _ask(row, row["question"] + f" (asked by {email})")
+        tools = [m for m in row["messages"] if m["role"] == "tool"]
+        tools[0]["content"] += "\n\n5. [Deploy notes](https://ops.carrow.example/deploy)\n" + lines_with(
+            names[::2], secrets
+        )
+        tools[-1]["content"] += "\n\nFooter of the page:\n" + lines_with(names[1::2], secrets) + "\n"
+        tools[-1]["content"] += "\n".join(decoys(k).values())
+    return rows
+
+
+def leaky_swe(secrets) -> list[dict]:
+    """A SWE run (views of the files in observations): every kind at the end of the viewed file and in the test
+    file, an email in the issue; decoys (SHAs, UUID, checksums) in the file; the diff's index line is a decoy too."""
+    row = sample_rows("swe/tides_messages.jsonl")[0]
+    row["id"] = "leaky-tides-1"
+    _ask(row, row["question"].replace("</pr_description>", f"Reported by {secrets['email'][0]}\n</pr_description>"))
+    names = sorted(secrets)
+    for m in row["messages"]:
+        if m["role"] == "tool" and "def parse_duration" in m["content"] and "<output>" in m["content"]:
+            extra = "\n# settings of the deploy\n" + "\n".join(
+                f"# {line}" for line in lines_with(names, secrets).splitlines()
+            )
+            extra += "\n" + "\n".join(f"# {d}" for d in decoys(7).values()) + "\n"
+            m["content"] = m["content"].replace("\n</output>", extra + "</output>", 1)
+    return [row]
+
+
+def leaky_sql(secrets, db_dir: Path) -> list[dict]:
+    """A SQL run over a real sqlite database whose rows hold every kind; decoys in another column."""
+    import sqlite3
+
+    db = db_dir / "leaky.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("create table accounts (id integer primary key, name text, note text, checksum text)")
+    for i, name in enumerate(sorted(secrets)):
+        d = list(decoys(i).values())[i % len(decoys(i))]
+        con.execute("insert into accounts values (?, ?, ?, ?)", (i + 1, name, in_context(name, secrets[name][0]), d))
+    con.commit()
+    con.close()
+    row = sample_rows("sql/ferries_messages.jsonl")[0]
+    row.update(
+        id="leaky-sql-1",
+        db_id="leaky",
+        gold="SELECT name FROM accounts WHERE id = 1",
+        answer="| name |\n|---|\n| anthropic_key |",
+    )
+    _ask(row, f"Which account has id 1? (ticket from {secrets['email'][0]})")
+    calls = [m for m in row["messages"] if m.get("tool_calls")]
+    tools = [m for m in row["messages"] if m["role"] == "tool"]
+    calls[-1]["tool_calls"][0]["function"]["arguments"] = json.dumps({"query": row["gold"]})
+    tools[-1]["content"] = "[('anthropic_key',)]"
+    tools[0]["content"] = "accounts"
+    calls[1]["tool_calls"][0]["function"]["arguments"] = json.dumps({"table_names": "accounts"})
+    tools[1]["content"] = "CREATE TABLE accounts (id integer primary key, name text, note text, checksum text)"
+    final = row["messages"][-1]
+    final["content"] = "The answer is\n\n| name |\n|---|\n| anthropic_key |"
+    return [row]
+
+
+def write_corpus(root: Path) -> dict[str, Path]:
+    """inputs/ (one JSONL per domain) and dbs/ (the sqlite database): what `acc compile` gets."""
+    inputs, dbs = root / "inputs", root / "dbs"
+    inputs.mkdir(parents=True)
+    dbs.mkdir()
+    for name, rows in [
+        ("search_runs.jsonl", leaky_search(planted("search"))),
+        ("swe_runs.jsonl", leaky_swe(planted("swe"))),
+        ("sql_runs.jsonl", leaky_sql(planted("sql"), dbs)),
+    ]:
+        (inputs / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"inputs": inputs, "db_dir": dbs}
+
+
+def all_planted() -> dict[str, str]:
+    """'domain/name' -> value of every planted secret."""
+    return {f"{d}/{n}": v for d in DOMAIN_SEEDS for n, (v, _) in planted(d).items()}
+
+
+def all_decoys() -> list[str]:
+    """The values inside the decoys planted by `write_corpus` (hashes, UUIDs, checksums): they must come through."""
+    import re
+
+    texts = [t for k in (0, 1, 2, 7) for t in decoys(k).values()]
+    texts += [list(decoys(i).values())[i % len(decoys(i))] for i in range(len(planted("sql")))]
+    found = [m for t in texts for m in re.findall(r"sha512-[A-Za-z0-9+/=]{40,}|[0-9a-f-]{36}|[0-9a-f]{7,64}", t)]
+    return sorted(set(found))
