@@ -1,6 +1,7 @@
 """acc push, with the Hub replaced at its edge (HfApi): everything up to the network call is real."""
 
 import argparse
+import re
 
 import huggingface_hub
 import pytest
@@ -156,3 +157,72 @@ def test_local_paths_are_replaced_as_whole_components():
     pairs = [("/data/run", ""), ("/home/me", "~")]
     text = '"/data/run/a.jsonl:3" "/data/runs/b.jsonl" "/data/run" "/home/me/x" "/home/mel"'
     assert push.without_local_paths(text, pairs) == '"a.jsonl:3" "/data/runs/b.jsonl" "" "~/x" "/home/mel"'
+
+
+# ---------------------------------------------------------------- the pre-upload secret scan
+
+
+def test_push_refuses_a_token_added_to_the_card_after_compile(hub, dataset_dir, capsys):
+    """A token that reached the card after compile (here through stats.json's traces section, which the card
+    renders) stops the push before any network call, naming the file and the type, never the value."""
+    import json
+
+    from secrets_corpus import fake_secrets
+
+    token = fake_secrets(5)["hf_token"][0]
+    stats = json.loads((dataset_dir / "stats.json").read_text())
+    stats["traces"] = {"card_section": f"Traces were made with the key {token} on our server."}
+    (dataset_dir / "stats.json").write_text(json.dumps(stats))
+    assert push.run(args(dataset_dir)) == 3
+    assert hub == []  # not even create_repo
+    err = capsys.readouterr().err
+    assert "nothing was uploaded" in err and token not in err
+    assert re.search(r"README\.md row \d+, text: hf_token", err) and "stats.json, .traces.card_section: hf_token" in err
+    assert "--allow-secrets" in err
+
+
+def test_push_names_the_shard_row_and_field(hub, dataset_dir, capsys):
+    """An email written into a record after compile (e.g. by a teacher) is found in the shard: file, row, field."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from secrets_corpus import fake_secrets
+
+    from dataset_builder.writer import arrow_schema
+
+    shard = sorted(dataset_dir.glob("data/sql/*.parquet"))[0]
+    rows = pq.read_table(shard).to_pylist()
+    email = fake_secrets(6)["email"][0]
+    rows[1]["reasoning"] = f"I asked {email} about it."
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema()), shard)
+    assert push.run(args(dataset_dir)) == 3
+    err = capsys.readouterr().err
+    assert f"data/sql/{shard.name} row 1, reasoning: email" in err and email not in err
+    assert hub == []
+    assert push.run(args(dataset_dir, allow_secrets=True)) == 0  # the user's explicit choice
+    assert [c[0] for c in hub] == ["create_repo", "upload_folder"]
+
+
+def test_push_allowlist_and_the_local_findings_file_is_never_uploaded(hub, tmp_path):
+    import json
+
+    from secrets_corpus import all_planted, write_corpus
+
+    from acc_hf.cli import main
+
+    corpus = write_corpus(tmp_path / "c")
+    out = tmp_path / "acc_data"
+    compile_args = ["compile", str(corpus["inputs"]), "--out", str(out), "--db-dir", str(corpus["db_dir"])]
+    assert main([*compile_args, "--no-progress", "--budget", "sql=16k"]) == 0
+    assert (out / "secrets.jsonl").stat().st_size > 0
+    assert main(["push", str(out), "--repo", "me/acc"]) == 0  # compiled with redaction: nothing left to find
+    sent = hub[-1][2]
+    assert "secrets.jsonl" not in sent["files"]
+    assert not any(v in json.dumps(sent["texts"]) for v in all_planted().values())
+    # a value known to be public, added after compile, is let through when allowlisted
+    stats = json.loads((out / "stats.json").read_text())
+    ip = all_planted()["sql/public_ip"]
+    stats["traces"] = {"card_section": f"Teacher served from {ip}, connected."}
+    (out / "stats.json").write_text(json.dumps(stats))
+    assert main(["push", str(out), "--repo", "me/acc"]) == 3
+    (tmp_path / "public.txt").write_text(ip + "\n")
+    assert main(["push", str(out), "--repo", "me/acc", "--secrets-allowlist", str(tmp_path / "public.txt")]) == 0
