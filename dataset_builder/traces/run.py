@@ -39,11 +39,13 @@ import os
 import re
 import shutil
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dataset_builder.schema import DOMAINS
+from dataset_builder.secrets import redact_trace_row
 from dataset_builder.traces import refit
 from dataset_builder.traces.cache import ResponseCache, default_cache_path
 from dataset_builder.traces.teacher import NoAnswer, Teacher, TeacherConfig
@@ -86,6 +88,7 @@ class TracesSummary:
     out_dir: str = ""
     max_length: int | None = None  # the dataset's length contract (None: compiled without one)
     longest_row: int = 0  # tokens of the longest row after this run (meta.row_tokens)
+    secrets_redacted: Counter = field(default_factory=Counter)  # credentials / personal data in what was written
 
     def total(self) -> DomainTally:
         total = DomainTally()
@@ -104,6 +107,7 @@ class TracesSummary:
             "retries": self.retries,
             "max_length": self.max_length,
             "longest_row": self.longest_row,
+            "secrets_redacted": dict(sorted(self.secrets_redacted.items())),
             "domains": {
                 d: {**asdict(t), "pass_rate": round(t.pass_rate, 4), "balanced": t.balanced} for d, t in rows.items()
             },
@@ -346,10 +350,13 @@ def generate_traces(
     verify_opts: dict[str, Any] | None = None,
     progress: bool = True,
     tokenizer: str | None = None,
+    secrets: str = "redact",
 ) -> TracesSummary:
     """Add verified traces to the dataset in `dataset_dir` (written to `out_dir`, default in place).
 
-    `tokenizer` overrides the one stats.json names for keeping rows within the dataset's max_length."""
+    `tokenizer` overrides the one stats.json names for keeping rows within the dataset's max_length. `secrets`:
+    "redact" (default) scans what the teacher wrote (reasoning, answer, verifier notes) and replaces credentials and
+    personal data with placeholders before the row is written (`secrets.redact_trace_row`); "off" does not."""
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
@@ -403,6 +410,9 @@ def generate_traces(
                 http = asyncio.run(_teach_all(rows, metas, todo, tallies, teacher, cache, k, opts, bar, contract))
                 summary.http_attempts += http[0]
                 summary.retries += http[1]
+            if secrets != "off":  # what a teacher wrote is scanned before it enters the record (secrets/)
+                for i in todo:
+                    summary.secrets_redacted.update(redact_trace_row(rows[i], metas[i]))
             for row, meta in zip(rows, metas):
                 summary.longest_row = max(summary.longest_row, int(meta.get("row_tokens") or 0))
                 row["meta"] = json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)
