@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench gpu-check clean
+.PHONY: install demo test lint bench gpu-kit gpu-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,14 +30,22 @@ bench: $(STAMP)
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/train.py
 
-# On a CUDA machine: the kernel tests (FA2 varlen, Liger) and the GPU benchmark, FA2 vs sdpa, Liger off/on, to 128k.
-# flash-attn builds against the installed torch (or use a prebuilt wheel that matches it).
-gpu-check: $(STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt "liger-kernel>=0.7"
-	$(BIN)/python -m pip install -q --no-build-isolation "flash-attn>=2.7"
-	$(BIN)/python -m pytest -q -rs tests/acc_hf/test_kernels.py tests/acc_hf/test_invariants.py
-	$(BIN)/python bench/train.py --lm-seq-len 32768 --long-lengths 32768,65536,131072 \
-		--attn-backends sdpa,flash_attention_2 --liger off,on
+# The GPU check runs on a machine with CUDA and no network (Python 3.12 and its own torch): `make gpu-kit` here
+# downloads the wheels it lacks (constraints-gpu.txt) into .gpu-kit/; `make gpu-check` there installs them with
+# --no-index into GPU_SITE, then runs the CUDA tests and the attention / Liger benchmark table at 32k-128k tokens.
+GPU_PYTHON ?= python3
+GPU_SITE ?= /tmp/acc-gpu-site
+GPU_KIT := .gpu-kit
+
+gpu-kit: $(STAMP)
+	$(BIN)/python bench/gpu_kit.py build --kit $(GPU_KIT)
+
+gpu-check:
+	$(GPU_PYTHON) bench/gpu_kit.py install --kit $(GPU_KIT) --target $(GPU_SITE)
+	PYTHONPATH=$(GPU_SITE):. $(GPU_PYTHON) bench/gpu_kit.py preflight
+	PYTHONPATH=$(GPU_SITE):. HF_HUB_OFFLINE=1 $(GPU_PYTHON) -m pytest -q -rs -p no:cacheprovider \
+		tests/acc_hf/test_kernels.py tests/acc_hf/test_invariants.py
+	PYTHONPATH=$(GPU_SITE):. HF_HUB_OFFLINE=1 $(GPU_PYTHON) bench/train.py --gpu-table --deadline-s 300
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

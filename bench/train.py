@@ -29,9 +29,13 @@ Prints JSON lines:
    on CPU (`--long-no-ckpt-max`; 32k without it peaked at 9.4 GiB). This part takes about 1.5 minutes on 2 idle CPU
    cores (`make bench` about 4 in all). `--attn-backends` and `--liger` add kernel choices side by side, each
    against the first (tokens/s and memory ratios, loss difference); kernels this machine cannot run are skipped with
-   the reason, and a variant that fails (out of memory) is reported as an error line. On a GPU (`make gpu-check`):
-   `--long-lengths 32768,65536,131072 --attn-backends sdpa,flash_attention_2 --liger off,on`.
+   the reason, and a variant that fails (out of memory) is reported as an error line.
 4. `summary`: the ratios.
+
+`--gpu-table` (`make gpu-check`, CUDA only) runs instead one ACCTrainer step (the second of two) per row length
+(32k, 64k, 128k) and kernel choice (`--kernels`: sdpa, flex_attention, torch_varlen, flash_attention_2 where
+installed, Liger off / on) on a Qwen3-MoE sized for one GPU (`GPU_MODEL`, random weights), and prints one markdown
+table: tokens/s, peak memory, MFU (model FLOPs / the GPU's dense bf16 peak) and ratios to the first kernel.
 """
 
 from __future__ import annotations
@@ -189,10 +193,11 @@ def lm_head_step(variant: str, seq_len: int, vocab: int, queue) -> None:
     queue.put({"seconds": time.perf_counter() - start, "peak_bytes": peak, "loss": loss.item()})
 
 
-def in_fresh_process(target, *args) -> dict:
+def in_fresh_process(target, *args, timeout: float | None = None) -> dict:
     """`target(*args, queue)` in a new process, so that its peak RSS is its own. The processes fork from a server
     that imported torch, transformers and TRL once (and ran no torch op, so forking is safe): each measurement starts
-    in a fraction of a second instead of a full import."""
+    in a fraction of a second instead of a full import. A process still running after `timeout` seconds is ended
+    and reported as an error."""
     import queue as queue_module
 
     ctx = mp.get_context("forkserver")
@@ -200,13 +205,18 @@ def in_fresh_process(target, *args) -> dict:
     queue = ctx.Queue()
     proc = ctx.Process(target=_report_errors, args=(target, *args, queue))
     proc.start()
-    while True:  # a variant that dies (killed for memory) must not hang the benchmark
+    start = time.monotonic()
+    while True:  # a variant that dies (killed for memory) or runs out of time must not hang the benchmark
         try:
             result = queue.get(timeout=5)
             break
         except queue_module.Empty:
             if not proc.is_alive():
                 result = {"error": f"the process died (exit code {proc.exitcode}; killed for memory?)"}
+                break
+            if timeout is not None and time.monotonic() - start > timeout:
+                proc.kill()
+                result = {"error": f"stopped after {timeout:.0f} s (the benchmark's deadline)"}
                 break
     proc.join()
     return result
@@ -225,7 +235,9 @@ def _report_errors(target, *args) -> None:
 # ---- long context: one step on one packed row ------------------------------------------------------------------------
 
 
-def long_context_step(seq_len: int, checkpointing: bool, attn_backend: str, liger: bool, queue) -> None:
+def long_context_step(
+    seq_len: int, checkpointing: bool, attn_backend: str, liger: bool, queue, model_size: str = "tiny", steps: int = 1
+) -> None:
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -247,27 +259,28 @@ def long_context_step(seq_len: int, checkpointing: bool, attn_backend: str, lige
                 peak = torch.cuda.max_memory_allocated() - self.base
             else:
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base
-            result.update(seconds=time.perf_counter() - self.start, peak_bytes=peak)
+            result.update(seconds=time.perf_counter() - self.start, peak_bytes=peak)  # the last step's
 
     on_gpu = torch.cuda.is_available()
     result = {}
+    model = tiny_model(seed=0) if model_size == "tiny" else gpu_model()
     lengths = [seq_len // 4] * 3 + [seq_len - 3 * (seq_len // 4)]  # 4 samples fill the row
     rows = token_samples(lengths, len(tiny_tokenizer()), seed=seq_len)
     with tempfile.TemporaryDirectory() as tmp:
         args = ACCConfig(
-            output_dir=tmp, max_length=seq_len, max_steps=1, learning_rate=1e-3, bf16=on_gpu, use_cpu=not on_gpu,
+            output_dir=tmp, max_length=seq_len, max_steps=steps, learning_rate=1e-3, bf16=on_gpu, use_cpu=not on_gpu,
             activation_checkpointing=checkpointing, attn_backend=attn_backend, use_liger_kernel=liger,
             router_stats=True, router_heatmap=False, report_to="none",
             save_strategy="no", logging_strategy="steps", logging_steps=1, disable_tqdm=True, dataloader_num_workers=0,
         )  # fmt: skip
         trainer = ACCTrainer(
-            tiny_model(seed=0), args=args, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
+            model, args=args, train_dataset=Dataset.from_list(rows * steps), processing_class=tiny_tokenizer()
         )
         trainer.add_callback(Measure())
         trainer.train()
-    logged = next(h for h in trainer.state.log_history if "loss" in h)
+    logged = [h for h in trainer.state.log_history if "loss" in h][-1]
     result.update(
-        rows=trainer.data_stats["train"]["packed_rows"], tokens=trainer.data_stats["train"]["tokens"],
+        rows=trainer.data_stats["train"]["packed_rows"], tokens=trainer.data_stats["train"]["tokens"] // steps,
         router_tokens=logged.get("router/tokens"), loss=logged["loss"], attention=trainer.attn_implementation,
     )  # fmt: skip
     queue.put(result)
@@ -360,6 +373,118 @@ def long_context(args) -> dict:
     return summary
 
 
+# ---- GPU table: attention kernels x Liger on a GPU-sized Qwen3-MoE (`make gpu-check`) ---------------------------------
+
+# Qwen3-30B-A3B's layer shapes (hidden 2048, 32 query / 4 K/V heads of 128, 128 experts of 768, top-8, 151,936-token
+# vocabulary) with 8 layers and 64 experts: ~3.2B parameters, bf16 weights + AdamW states ~26 GiB, so that a 128k-token
+# packed row with activation checkpointing fits one 80 GB GPU. Random weights: nothing is downloaded.
+GPU_MODEL = dict(
+    hidden_size=2048, intermediate_size=6144, moe_intermediate_size=768, num_hidden_layers=8, num_attention_heads=32,
+    num_key_value_heads=4, head_dim=128, num_experts=64, num_experts_per_tok=8, decoder_sparse_step=1,
+    norm_topk_prob=True, router_aux_loss_coef=0.001, vocab_size=151936, max_position_embeddings=131072,
+    rope_theta=1_000_000.0, tie_word_embeddings=False, use_cache=False,
+)  # fmt: skip
+PEAK_BF16_FLOPS = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}  # dense bf16 tensor-core peaks (spec sheets)
+
+
+def gpu_model():
+    import torch
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        return Qwen3MoeForCausalLM._from_config(Qwen3MoeConfig(**GPU_MODEL), dtype=torch.bfloat16)
+
+
+def training_flops(config: dict, lengths: list[int]) -> float:
+    """Model FLOPs of one training step (forward + backward = 3x forward; recomputation not counted) on a packed row
+    of samples of `lengths`: 6 x tokens x active matmul parameters (attention projections, the top-k experts, the
+    router, the LM head), plus causal attention, 6 x n^2 x heads x head_dim per layer for a sample of n tokens."""
+    h, d, layers = config["hidden_size"], config["head_dim"], config["num_hidden_layers"]
+    q, kv = config["num_attention_heads"] * d, config["num_key_value_heads"] * d
+    attention = h * q + 2 * h * kv + q * h
+    experts = config["num_experts_per_tok"] * 3 * h * config["moe_intermediate_size"] + h * config["num_experts"]
+    dense = 6 * sum(lengths) * (layers * (attention + experts) + h * config["vocab_size"])
+    return dense + sum(6 * n * n * q * layers for n in lengths)
+
+
+def peak_flops(device_name: str) -> float | None:
+    return next((peak for key, peak in PEAK_BF16_FLOPS.items() if key in device_name), None)
+
+
+def gpu_table(args) -> int:
+    """One ACCTrainer step (the second of two; the first compiles and warms up) per row length and kernel choice on
+    the GPU-sized model, each in a fresh process; a markdown table with tokens/s, peak memory, MFU and ratios to the
+    first kernel at the same length. Variants are skipped, with the reason, once `--deadline-s` is near."""
+    import torch
+
+    from acc_hf.kernels import check_liger_available, select_kernels
+
+    if not torch.cuda.is_available():
+        emit({"bench": "gpu_table", "skipped": "no CUDA device"})
+        return 2
+    device = torch.cuda.get_device_name()
+    peak = peak_flops(device)
+    kernels = []
+    for item in args.kernels.split(","):
+        backend, _, extra = item.partition("+")
+        liger = extra == "liger"
+        try:
+            select_kernels(backend)
+            if liger:
+                check_liger_available()
+            kernels.append((backend, liger))
+        except ValueError as err:
+            emit({"bench": "gpu_table", "kernels": item, "skipped": str(err)})
+    started, rows = time.monotonic(), []
+    for seq_len in (int(n) for n in args.long_lengths.split(",")):
+        for kernel in kernels:
+            left = args.deadline_s - (time.monotonic() - started)
+            line = {"bench": "gpu_table", "device": device, "seq_len": seq_len, "kernels": kernel_name(kernel)}
+            if left < 20:
+                emit({**line, "skipped": f"deadline of {args.deadline_s} s reached"})
+                continue
+            m = in_fresh_process(long_context_step, seq_len, True, *kernel, "gpu", 2, timeout=left)
+            if "error" in m:
+                emit({**line, "error": m["error"]})
+                rows.append((seq_len, kernel, None))
+                continue
+            lengths = [seq_len // 4] * 3 + [seq_len - 3 * (seq_len // 4)]
+            tflops = training_flops(GPU_MODEL, lengths) / m["seconds"] / 1e12
+            m.update(tflops=tflops, mfu=tflops * 1e12 / peak if peak else None)
+            emit({**line, "attention": m["attention"], "seconds": round(m["seconds"], 3),
+                  "tokens_per_s": round(seq_len / m["seconds"]), "peak_gib": round(m["peak_bytes"] / 2**30, 2),
+                  "tflops": round(tflops, 1), "mfu": round(m["mfu"], 3) if peak else None,
+                  "loss": round(m["loss"], 4)})  # fmt: skip
+            rows.append((seq_len, kernel, m))
+    print(markdown_table(rows, device))
+    return 0
+
+
+def markdown_table(rows: list[tuple], device: str) -> str:
+    """Rows of (length, kernel, measurement or None); ratios against the first kernel measured at the same length."""
+    lines = [
+        f"GPU check on {device}: one training step of a packed row (4 samples), Qwen3-MoE 8 layers x 64 experts "
+        "(top-8), bf16, activation checkpointing",
+        "",
+        "| tokens | kernels | tokens/s | peak GiB | MFU | tokens/s vs first | peak vs first | loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    first: dict[int, dict] = {}
+    for seq_len, kernel, m in rows:
+        if m is None:
+            lines.append(f"| {seq_len} | {kernel_name(kernel)} | failed | | | | | |")
+            continue
+        ref = first.setdefault(seq_len, m)
+        speed, memory = ref["seconds"] / m["seconds"], m["peak_bytes"] / ref["peak_bytes"]
+        mfu = f"{m['mfu']:.3f}" if m.get("mfu") is not None else "-"
+        lines.append(
+            f"| {seq_len} | {kernel_name(kernel)} | {seq_len / m['seconds']:.0f} | {m['peak_bytes'] / 2**30:.1f} | "
+            f"{mfu} | {speed:.2f}x | {memory:.2f}x | {m['loss']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=96)
@@ -376,18 +501,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--attn-backends",
         default="auto",
-        help="long_context: comma-separated attention backends to compare (auto, sdpa, flash_attention_2, flash_attention_3, "
-        "eager); "
-        "on a GPU: sdpa,flash_attention_2",
+        help="long_context: comma-separated attention backends to compare (auto, sdpa, eager, flex_attention, "
+        "torch_varlen, flash_attention_2, flash_attention_3); a GPU's table: --gpu-table",
     )
     parser.add_argument(
         "--liger", default="off", help="long_context: comma-separated off,on: without / with Liger's layer kernels"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--gpu-table", action="store_true", help="only the GPU table (GPU-sized Qwen3-MoE, --kernels x --long-lengths)"
+    )
+    parser.add_argument(
+        "--kernels",
+        default="sdpa,flex_attention,torch_varlen,flash_attention_2,torch_varlen+liger",
+        help="GPU table: comma-separated attention backends, +liger for Liger's layer kernels; the first is the baseline",
+    )
+    parser.add_argument("--deadline-s", type=float, default=300.0, help="GPU table: start no variant after this")
+    parser.add_argument(
         "--parts", default="throughput,lm_head,long_context", help="comma-separated: throughput, lm_head, long_context"
     )
     args = parser.parse_args(argv)
+    if args.gpu_table:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if args.long_lengths == parser.get_default("long_lengths"):
+            args.long_lengths = "32768,65536,131072"
+        return gpu_table(args)
     parts = set(args.parts.split(","))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
