@@ -36,6 +36,7 @@ import re
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
@@ -45,6 +46,14 @@ from urllib.parse import quote
 
 from dataset_builder.domains import CompileError, DomainOptions, Evidence
 from dataset_builder.domains.sql_answer import record_answer
+from dataset_builder.domains.sql_slice import (
+    SLICE_EXTRA_CHARS,
+    TableSlice,
+    build_slice,
+    check_slices,
+    count_rows,
+    trace_lineage,
+)
 from dataset_builder.schema import Piece, Trajectory
 
 MAX_TABLE_CHARS = 2_000_000  # ~500k tokens: a table dump over this cannot fit any budget (max 128k)
@@ -92,11 +101,16 @@ def extract(traj: Trajectory, opts: DomainOptions) -> Evidence:
             raise CompileError(
                 f"none of the tables the SQL touches ({', '.join(referenced)}) is in database {db_id!r} ({db.where})"
             )
+        slices, needs_every_row, slice_meta = _slices(db, tables, statements, dialect, traj.id)
         gold = []
         for name in tables:
+            if name in slices:
+                gold.append(Piece(kind="table", title=name, text=slices[name].render()))
+                continue
             text, why = _dump(db, name)
             if text is None:
-                raise CompileError(f"table {name!r} of {db_id!r}: {why}")
+                because = f" ({needs_every_row})" if needs_every_row else ""
+                raise CompileError(f"table {name!r} of {db_id!r}: {why}{because}")
             gold.append(Piece(kind="table", title=name, text=text))
         distractors, skipped = [], []
         for name in by_lower.values():
@@ -109,7 +123,9 @@ def extract(traj: Trajectory, opts: DomainOptions) -> Evidence:
                 distractors.append(Piece(kind="table", title=name, text=text, is_distractor=True))
     finally:
         db.close()
-    meta: dict[str, Any] = {"db_id": db_id, "database": db.where, "tables": tables, "sql": parsed}
+    meta: dict[str, Any] = {"db_id": db_id, "database": db.where, "tables": tables, "sql": parsed, **slice_meta}
+    if needs_every_row:
+        meta["needs_every_row"] = needs_every_row
     if missing:
         meta["missing_tables"] = missing
     if unparsed:
@@ -121,7 +137,49 @@ def extract(traj: Trajectory, opts: DomainOptions) -> Evidence:
     answer, answer_from = record_answer(traj, dialect)
     if answer_from != "final message":
         meta["answer_from"] = answer_from
-    return Evidence(gold=gold, distractors=distractors, answer=answer, gold_answer=traj.gold, meta=meta)
+    return SqlEvidence(
+        gold=gold, distractors=distractors, answer=answer, gold_answer=traj.gold, meta=meta, slices=slices
+    )
+
+
+@dataclass
+class SqlEvidence(Evidence):
+    """SQL evidence; `slices` are the gold tables cut to the rows the queries read (grown at assembly)."""
+
+    slices: dict[str, TableSlice] = field(default_factory=dict)
+
+
+def _slices(
+    db: SqliteDatabase | AlchemyDatabase, tables: list[str], statements: list[tuple[str, str]], dialect, traj_id: str
+) -> tuple[dict[str, TableSlice], str, dict[str, Any]]:
+    """(slices of the gold tables that need not be whole, why the others need every row, meta)."""
+    if not isinstance(db, SqliteDatabase):
+        return {}, "", {"slices_note": "tables are whole: slices need a sqlite database (--db-dir)"}
+    lineage = trace_lineage(db.conn, statements, dialect, {name.lower(): name for name in tables})
+    meta: dict[str, Any] = {"lineage_notes": lineage.notes} if lineage.notes else {}
+    if not lineage.ran:
+        meta["slices_note"] = "tables are whole: none of the queries ran, so which rows matter is unknown"
+        return {}, "", meta
+    totals = {name: count_rows(db.conn, name) for name in tables}
+    wanted = {n: ids for n in tables if (ids := lineage.rows.get(n, set())) is not None and len(ids) < totals[n]}
+    slices: dict[str, TableSlice] = {}
+    creates = dict(db._catalog)
+    for name, ids in wanted.items():
+        try:
+            seed = f"{db.where}|{name}|{traj_id}"
+            slices[name] = build_slice(db.conn, name, creates[name], ids, seed, SLICE_EXTRA_CHARS // len(wanted))
+        except sqlite3.Error as err:  # a view, a table without rowid
+            lineage.notes.append(f"{name}: kept whole, cannot be sliced ({type(err).__name__}: {err})")
+    whole = {n: creates[n] for n in tables if n not in slices and creates.get(n)}
+    failed = check_slices(db.conn, slices, whole, lineage.ran)
+    if failed:  # a query answers differently on the slices: every table stays whole
+        meta["slice_check_failed"] = failed
+        slices = {}
+    if slices:
+        meta["slices"] = {n: {"rows": len(s.rows), "of": s.total, "sampled": len(s.extra)} for n, s in slices.items()}
+    needs = sorted((n for n in tables if n not in slices and n in lineage.whole_why), key=lambda n: -totals[n])
+    why = "; ".join(f"the answer needs every row of {n} ({totals[n]:,} rows): {lineage.whole_why[n]}" for n in needs)
+    return slices, why, meta
 
 
 def _dump(db: SqliteDatabase | AlchemyDatabase, name: str) -> tuple[str | None, str]:

@@ -17,8 +17,10 @@ File text, in order:
 A checkout may also be a git bundle `<repos_dir>/<name>.bundle`: it is cloned (bare) into a temporary directory once
 per process.
 
-Distractors (checkout only): files of the base tree that the agent saw in listings (ls / find / grep ...) but that
-are not gold, up to MAX_DISTRACTOR_FILES text files.
+Distractors (checkout only): other files of the same repository at the same commit, the ones near the gold files
+first (same directory, imports, tests, files the agent listed; see swe_tree.py); meta["filler"] = "repository" tells
+assembly to add no other run's files. Without a checkout there are none, and assembly fills from other runs' files
+(meta["filler"] = "other runs").
 
 Paths are confined to the repository: a patch touching a path that leaves it is rejected; a view of one is noted
 and never read. A submission that is not a unified diff (CTF flag, empty) is rejected.
@@ -39,12 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.domains import CompileError, DomainOptions, Evidence
+from dataset_builder.domains.swe_tree import infer_base, repository_filler
 from dataset_builder.domains.swe_views import Replay, View, replay_steps
 from dataset_builder.schema import Piece, Trajectory
 
 MAX_FILE_CHARS = 2_000_000  # a gold file over this cannot fit any budget
-MAX_DISTRACTOR_CHARS = 200_000
-MAX_DISTRACTOR_FILES = 64
 GIT_TIMEOUT_S = 60
 
 
@@ -85,7 +86,7 @@ def extract(traj: Trajectory, opts: DomainOptions) -> Evidence:
     workdir = str(traj.meta.get("workdir") or "") or infer_workdir(traj, list(touched))
     replay = replay_steps(traj.steps, workdir)
     notes: list[str] = []
-    git = open_checkout(traj, opts, notes)
+    git = open_checkout(traj, opts, notes, answer + gold_patch)
     gold: list[Piece] = []
     files: dict[str, dict] = {}
     for path, fp in touched.items():
@@ -117,13 +118,17 @@ def extract(traj: Trajectory, opts: DomainOptions) -> Evidence:
             "no base text: the agent never viewed the files its patch changes and no checkout (--repos-dir) was given"
         )
 
-    distractors = _listed_distractors(git, replay, set(files) | set(touched), notes) if git else []
+    exclude = set(files) | set(touched) | set(replay.created)
+    gold_texts = {p.title: p.text for p in gold}
+    distractors = repository_filler(git, gold_texts, replay.listed, exclude) if git else []
     meta: dict[str, Any] = {
         key: traj.meta[key] for key in ("repo", "base_commit", "instance_id") if traj.meta.get(key) not in (None, "")
     }
     meta.update(
         workdir=workdir,
         text_source="git" if git else "observations",
+        # where distractors come from: this tree only (assembly adds no other run's files), or other runs' files
+        filler="repository" if git else "other runs",
         touched=list(touched),
         inspected=[p for p in inspected if p in files],
         files=files,
@@ -383,15 +388,16 @@ def checkout_candidates(traj: Trajectory) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def open_checkout(traj: Trajectory, opts: DomainOptions, notes: list[str]) -> GitTree | None:
+def open_checkout(traj: Trajectory, opts: DomainOptions, notes: list[str], patch: str = "") -> GitTree | None:
+    """The base commit's tree of the repository's checkout in --repos; without a base_commit in the trajectory,
+    the checkout's HEAD when it holds the patch's pre-image blobs (`swe_tree.infer_base`)."""
     if opts.repos_dir is None:
         return None
     base = str(traj.meta.get("base_commit") or "").strip()
     repos_dir = Path(opts.repos_dir).resolve()
     names = checkout_candidates(traj)
-    if not base or not names:
-        missing = "base_commit" if not base else "repo"
-        notes.append(f"--repos-dir given but the trajectory has no {missing}: text from observations")
+    if not names:
+        notes.append("--repos-dir given but the trajectory has no repo: text from observations")
         return None
     for name in names:
         if any(p in ("", ".", "..") for p in name.split("/")):
@@ -399,6 +405,11 @@ def open_checkout(traj: Trajectory, opts: DomainOptions, notes: list[str]) -> Gi
         root = _repository(repos_dir, name)
         if root is None:
             continue
+        if not base:
+            base, why = infer_base(root, patch)
+            notes.append(why + ("" if base else ": text from observations"))
+            if not base:
+                return None
         try:
             return GitTree(root, base)
         except LookupError as err:
@@ -442,16 +453,3 @@ def _unbundled(bundle: Path) -> Path | None:
     atexit.register(shutil.rmtree, target.parent, True)
     _UNBUNDLED[bundle] = target
     return target
-
-
-def _listed_distractors(git: GitTree, replay: Replay, exclude: set[str], notes: list[str]) -> list[Piece]:
-    out: list[Piece] = []
-    for path in replay.listed:
-        if len(out) >= MAX_DISTRACTOR_FILES:
-            break
-        if path in exclude or path in replay.created or path not in git.entries:
-            continue
-        text, _ = git.read(path, limit=MAX_DISTRACTOR_CHARS)
-        if text is not None and text.strip():
-            out.append(Piece(kind="file", title=path, text=text, is_distractor=True))
-    return out

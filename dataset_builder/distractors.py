@@ -1,0 +1,196 @@
+"""Which filler a record gets, and how it is packed: topical ranking (BM25) and whole-document packing.
+
+Modes (`--distractors`, default `mix`):
+
+- `close`: filler candidates in order of BM25 similarity to the question and the gold pages (the hard case: pages
+  on the same topic that do not hold the answer);
+- `random`: a seeded random order (the easy case; what contexts were before);
+- `mix` (default): each draw is close or random by a seeded coin flip, so a record holds both kinds.
+
+Similarity (`TopicIndex`): BM25 (the `bm25s` library, English stopwords, no stemming) over the first
+`INDEX_CHARS` characters of each candidate (a page's title and lead say what it is about, and the index stays small).
+A record's score for a candidate = its BM25 score for the question's words, plus half its score for the
+`GOLD_TERMS` most frequent words of the gold pages, each normalised by its maximum over the pool.
+
+Packing (`pack`): whole documents only, never a cut one. Candidates are taken in stream order while they fit; when
+the room left is about two documents, the rest is packed best-fit from the next `PACK_WINDOW` usable candidates of the
+stream: the pair (or single document) that leaves the least room, then the largest that still fits, repeatedly.
+Everything is deterministic: ties are broken by pool index, and randomness comes from the record's own `rng`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+MODES = ("close", "random", "mix")
+DEFAULT_MODE = "mix"
+INDEX_CHARS = 2000
+GOLD_TERMS = 32
+GOLD_WEIGHT = 0.5
+CLOSE_TOP = 4096  # candidates ranked per record; past them the stream goes on in random order
+PACK_WINDOW = 256
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"--distractors {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def _tokenize(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+
+
+class TopicIndex:
+    """BM25 over a filler pool's texts (their first INDEX_CHARS characters)."""
+
+    def __init__(self, texts: Sequence[str]):
+        import bm25s
+
+        self.size = len(texts)
+        self.retriever = bm25s.BM25()
+        tokens = bm25s.tokenize([t[:INDEX_CHARS] for t in texts], stopwords="en", show_progress=False)
+        self.empty = not tokens.vocab  # no words at all (or no texts): every score is 0
+        if not self.empty:
+            self.retriever.index(tokens, show_progress=False)
+
+    def scores(self, words: list[str]) -> np.ndarray:
+        if self.empty or not words:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self.retriever.get_scores(words), dtype=np.float32)
+
+    def relevance(self, question: str, gold_texts: Sequence[str]) -> np.ndarray:
+        """Per candidate: similarity to the question plus GOLD_WEIGHT x similarity to the gold pages' top words."""
+        (q_words,) = _tokenize([question]) or [[]]
+        gold_words = (
+            [w for toks in _tokenize([t[:INDEX_CHARS] for t in gold_texts]) for w in toks] if gold_texts else []
+        )
+        top = [w for w, _ in sorted(Counter(gold_words).items(), key=lambda kv: (-kv[1], kv[0]))[:GOLD_TERMS]]
+        total = np.zeros(self.size, dtype=np.float32)
+        for words, weight in ((q_words, 1.0), (top, GOLD_WEIGHT)):
+            s = self.scores(words)
+            if s.size and s.max() > 0:
+                total += weight * s / s.max()
+        return total
+
+
+def ranked(scores: np.ndarray, top: int = CLOSE_TOP) -> list[int]:
+    """Indices of the `top` highest scores, best first; ties by index (deterministic)."""
+    n = len(scores)
+    if n == 0:
+        return []
+    k = min(top, n)
+    idx = np.arange(n)
+    part = idx if k == n else np.argpartition(-scores, k - 1)[:k]
+    order = np.lexsort((part, -scores[part]))
+    return [int(part[i]) for i in order if scores[part[i]] > 0]
+
+
+def random_stream(n: int, rng: random.Random) -> Iterator[int]:
+    """A seeded random permutation of range(n), produced lazily (O(1) per element: a sparse Fisher-Yates)."""
+    swapped: dict[int, int] = {}
+    for i in range(n):
+        j = rng.randrange(i, n)
+        yield swapped.get(j, j)
+        swapped[j] = swapped.get(i, i)
+
+
+def filler_stream(
+    indices: Sequence[int], mode: str, rng: random.Random, scores: np.ndarray | None = None
+) -> Iterator[int]:
+    """Pool indices (from `indices`) in the order a record considers them, each once."""
+    if mode == "random" or scores is None:
+        for k in random_stream(len(indices), rng):
+            yield indices[k]
+        return
+    position = {j: k for k, j in enumerate(indices)} if not isinstance(indices, range) else None
+    allowed = (lambda j: j in position) if position is not None else (lambda j: j in indices)  # noqa: E731
+    close = iter([j for j in ranked(scores) if allowed(j)])
+    rand = (indices[k] for k in random_stream(len(indices), rng))
+    seen: set[int] = set()
+    streams = [close, rand]
+    while streams:
+        pick = streams[0] if mode == "close" or len(streams) == 1 else streams[rng.random() < 0.5]
+        j = next(pick, None)
+        if j is None:
+            streams.remove(pick)
+            continue
+        if j not in seen:
+            seen.add(j)
+            yield j
+
+
+def pack(
+    stream: Iterable[int],
+    size: Callable[[int], int],
+    room: int,
+    usable: Callable[[int], bool],
+    take: Callable[[int], None],
+    *,
+    sep: int = 0,
+    min_tokens: int = 32,
+    window: int = PACK_WINDOW,
+    max_misses: int = 4 * PACK_WINDOW,
+) -> int:
+    """Take whole documents from `stream` into `room` tokens (each costs `sep + size(j)`); returns the room left.
+
+    In stream order while the room is larger than about two of the documents seen; then best fit (see module doc)."""
+    it = iter(stream)
+    largest = 0
+    misses = 0
+    spare: list[int] = []  # usable candidates skipped because they did not fit
+    for j in it:
+        if room < min_tokens or misses >= max_misses:
+            break
+        if not usable(j):
+            misses += 1
+            continue
+        cost = sep + size(j)
+        largest = max(largest, cost)
+        if room - cost >= 2 * largest:
+            take(j)
+            room -= cost
+            misses = 0
+        elif cost <= room:
+            spare.append(j)
+            break  # the tail: best fit below
+        else:
+            spare.append(j)
+            misses += 1
+    # tail: best fit among the next `window` usable candidates (and the ones that were skipped)
+    for j in it:
+        if len(spare) >= window:
+            break
+        if usable(j):
+            spare.append(j)
+    spare = [j for j in dict.fromkeys(spare) if sep + size(j) <= room]
+    while spare and room >= min_tokens:
+        costs = sorted((sep + size(j), k) for k, j in enumerate(spare))
+        values = [c for c, _ in costs]
+        best, pair = -1, ()
+        for a, (ca, ka) in enumerate(costs):  # one document, or the pair that leaves the least room
+            if ca > room:
+                break
+            if ca > best:
+                best, pair = ca, (ka,)
+            b = bisect.bisect_right(values, room - ca) - 1
+            if b == a:
+                b -= 1
+            if b >= 0 and b != a and ca + values[b] > best:
+                best, pair = ca + values[b], (ka, costs[b][1])
+        if not pair:
+            break
+        chosen = [spare[k] for k in pair]
+        for j in chosen:
+            if usable(j):
+                take(j)
+                room -= sep + size(j)
+        spare = [j for j in spare if j not in chosen and usable(j) and sep + size(j) <= room]
+    return room
