@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from acc_hf.eval import harness
+from dataset_builder.budget import MAX_LENGTH
 
 LONG_CONTEXT = ("mrcr", "graphwalks")
 # --max-context counts message contents (as the MRCR card does); the chat template adds a few tokens per message,
@@ -43,7 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="at most N prompts per (needle count or problem type, bin); generated sets: N per (group, length) (default 3)",
     )
-    parser.add_argument("--max-context", type=int, default=131072, help="drop prompts longer than this many tokens")
+    parser.add_argument(
+        "--max-context",
+        type=int,
+        default=MAX_LENGTH,
+        help=f"drop prompts longer than this many tokens (default {MAX_LENGTH}, the window ACC trains)",
+    )
     parser.add_argument("--needles", default="2,4,8", help="MRCR needle counts (default 2,4,8)")
     parser.add_argument("--problem-types", default="bfs,parents", help="GraphWalks problem types (default bfs,parents)")
     parser.add_argument(
@@ -131,7 +137,8 @@ def load_sets(args, benches: list[str], counter) -> dict:
         es.kind, es.dataset = kind, dataset
         sets[bench] = es
         print(
-            f"[acc eval] {bench}: {len(es.items)} prompts from {source}; {len(es.skipped)} skipped, {es.filtered} filtered out"
+            f"[acc eval] {bench}: {es.n_rows} rows from {source} = {len(es.items)} prompts + {len(es.skipped)} "
+            f"skipped + {es.filtered} filtered out" + ("" if es.balanced else " (UNBALANCED: a bug)")
         )
     return sets
 
@@ -154,7 +161,7 @@ def evaluate_model(args, model: str, sets: dict, cache, params) -> tuple[list[di
         trust_remote_code=args.trust_remote_code,
     )
     model_id = model_fingerprint(model) if args.backend != "openai" else f"{args.base_url}#{model}"
-    records, counts = [], {"generated": 0, "cached": 0}
+    records, counts = [], {"generated": 0, "cached": 0, "grading_skipped": []}
     try:
         for bench, es in sets.items():
             responses, n_new = generate_all(
@@ -175,12 +182,18 @@ def evaluate_model(args, model: str, sets: dict, cache, params) -> tuple[list[di
                     "group": item.group,
                     "bin": item.bin,
                     "n_tokens": item.n_tokens,
-                    "score": grade_item(item, response),
                 }
-                if bench == "graphwalks":
-                    rec["score_official_parser"] = graphwalks.score_official_parser(
-                        response, item.reference["answer_nodes"]
+                try:
+                    rec["score"] = grade_item(item, response)
+                    if bench == "graphwalks":
+                        rec["score_official_parser"] = graphwalks.score_official_parser(
+                            response, item.reference["answer_nodes"]
+                        )
+                except Exception as e:  # noqa: BLE001 - one row the grader cannot read is that row's skip
+                    counts["grading_skipped"].append(
+                        {"id": item.id, "reason": f"grading failed: {type(e).__name__}: {e}"}
                     )
+                    continue
                 records.append({**rec, "response": response, "reference": item.reference})
     finally:
         backend.close()
@@ -220,7 +233,7 @@ def run_long_context(args, benches: list[str], names: list[str]) -> dict:
     results = {"models": {}, "data": {}, "settings": {**settings, "tokenizer": counter.name}}
     for bench, s in sets.items():
         results["data"][bench] = {"source": s.source, "kind": s.kind, "dataset": s.dataset, "n_items": len(s.items)}
-        results["data"][bench].update(skipped=s.skipped, filtered=s.filtered)
+        results["data"][bench].update(skipped=s.skipped, filtered=s.filtered, n_rows=s.n_rows, balanced=s.balanced)
     cache = ResponseCache(args.cache or out / "cache.sqlite")
     try:
         for name, model in zip(names, args.models):

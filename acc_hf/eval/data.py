@@ -10,8 +10,10 @@ Sources (`--data`):
 - a path: a parquet file or a directory of them, with the published columns; each file is assigned to MRCR or
   GraphWalks by its columns.
 
-Every row either becomes an `EvalItem` or is listed in `skipped` with its reason (bad prompt JSON, unknown problem
-type, longer than --max-context, ...).
+Every row either becomes an `EvalItem`, is left out by a filter (`filtered`), or is listed in `skipped` with its
+reason (bad prompt JSON, unknown problem type, longer than --max-context, ...): whatever a malformed row makes the
+parser or the tokenizer raise (any exception type, recursion on deep nesting included) is that row's skip, with the
+type in the reason, and `rows = items + skipped + filtered` (`EvalSet.balanced`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class EvalSet:
     items: list[EvalItem] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # {"id", "reason"}: bad or too long rows
     filtered: int = 0  # rows left out by --needles / --problem-types / --n
+    n_rows: int = 0  # rows read: items + skipped + filtered
+
+    @property
+    def balanced(self) -> bool:
+        return self.n_rows == len(self.items) + len(self.skipped) + self.filtered
 
 
 def grade_item(item: EvalItem, response: str) -> float:
@@ -202,14 +209,14 @@ def make_set(
 ) -> EvalSet:
     """Validate, filter and token-count rows; keep at most n per (group, bin) cell (a seeded sample)."""
     counter = as_counter(tokenizer)
-    out = EvalSet(benchmark, source)
+    out = EvalSet(benchmark, source, n_rows=len(rows))
     candidates = []
     for index, row in enumerate(rows):
         item_id = f"{benchmark}/{index}"
         try:
             messages, group, reference = _parse_row(benchmark, row)
-        except (ValueError, TypeError, KeyError) as e:
-            out.skipped.append({"id": item_id, "reason": f"bad row: {e}"})
+        except Exception as e:  # noqa: BLE001 - any way a row is malformed is that row's skip, never the run's end
+            out.skipped.append({"id": item_id, "reason": f"bad row: {type(e).__name__}: {str(e)[:300]}"})
             continue
         unwanted_needles = needles is not None and benchmark == "mrcr" and int(group) not in set(needles)
         unwanted_type = problem_types is not None and benchmark == "graphwalks" and group not in set(problem_types)
@@ -224,6 +231,9 @@ def make_set(
     counts = _count_tokens(counter, [c[1] for c in candidates])
     cells: dict[tuple[str, str], list[EvalItem]] = {}
     for (item_id, messages, group, reference), n_tok in zip(candidates, counts):
+        if isinstance(n_tok, Exception):
+            out.skipped.append({"id": item_id, "reason": f"token count failed: {type(n_tok).__name__}: {n_tok}"})
+            continue
         if max_context and n_tok > max_context:
             out.skipped.append({"id": item_id, "reason": f"{n_tok} prompt tokens > --max-context {max_context}"})
             continue
@@ -241,14 +251,19 @@ def make_set(
 
 
 def _parse_row(benchmark: str, row: dict) -> tuple[list[dict], str, dict]:
+    if not isinstance(row, dict):
+        raise TypeError(f"a row is a mapping of columns, not {type(row).__name__}")
     if benchmark == "mrcr":
         messages = json.loads(row["prompt"])
         if not (isinstance(messages, list) and messages and all(_is_message(m) for m in messages)):
             raise ValueError("prompt is not a JSON list of {role, content} chat messages")
         answer, prefix = row["answer"], row["random_string_to_prepend"]
-        if not (isinstance(answer, str) and isinstance(prefix, str)):
-            raise ValueError("answer and random_string_to_prepend must be strings")
-        return messages, str(int(row["n_needles"])), {"answer": answer, "random_string_to_prepend": prefix}
+        if not (isinstance(answer, str) and isinstance(prefix, str) and prefix):
+            raise ValueError("answer and random_string_to_prepend must be strings (the prefix non-empty)")
+        needles = int(row["n_needles"])
+        if needles < 1:
+            raise ValueError(f"n_needles must be >= 1, got {needles}")
+        return messages, str(needles), {"answer": answer, "random_string_to_prepend": prefix}
     prompt, nodes, problem_type = row["prompt"], row["answer_nodes"], row["problem_type"]
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string")
@@ -265,15 +280,26 @@ def _is_message(m) -> bool:
     )
 
 
-def _count_tokens(counter, conversations: list[list[dict]]) -> list[int]:
-    """MRCR's count: the sum of the message contents' tokens (no chat template)."""
+def _count_tokens(counter, conversations: list[list[dict]]) -> list[int | Exception]:
+    """MRCR's count: the sum of the message contents' tokens (no chat template). A conversation the tokenizer fails
+    on gets the exception instead of a count (the batch is then counted one conversation at a time)."""
     flat = [m["content"] for conv in conversations for m in conv]
-    counts = counter.count_batch(flat) if flat else []
+    try:
+        counts = counter.count_batch(flat) if flat else []
+    except Exception:  # noqa: BLE001 - find the conversation(s) that broke the batch
+        return [_count_one(counter, conv) for conv in conversations]
     out, i = [], 0
     for conv in conversations:
         out.append(sum(counts[i : i + len(conv)]))
         i += len(conv)
     return out
+
+
+def _count_one(counter, conversation: list[dict]) -> int | Exception:
+    try:
+        return sum(counter.count_batch([m["content"] for m in conversation]))
+    except Exception as e:  # noqa: BLE001
+        return e
 
 
 def counter_for(models: list[str], tokenizer: str | None = None):
