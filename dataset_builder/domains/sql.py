@@ -178,7 +178,10 @@ def _slices(
     if slices:
         meta["slices"] = {n: {"rows": len(s.rows), "of": s.total, "sampled": len(s.extra)} for n, s in slices.items()}
     needs = sorted((n for n in tables if n not in slices and n in lineage.whole_why), key=lambda n: -totals[n])
-    why = "; ".join(f"the answer needs every row of {n} ({totals[n]:,} rows): {lineage.whole_why[n]}" for n in needs)
+    why = ""
+    if needs:  # the largest such table is what makes a context too long
+        why = f"the answer needs every row of {needs[0]} ({totals[needs[0]]:,} rows): {lineage.whole_why[needs[0]]}"
+        why += f" (and every row of {', '.join(needs[1:])})" if needs[1:] else ""
     return slices, why, meta
 
 
