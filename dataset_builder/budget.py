@@ -8,9 +8,10 @@ context, answer-format instruction) plus the completion (`<think>` reasoning `</
                                                             + the answer (+ its think tags)
 
 i.e. a record's context budget is at most `L - reasoning_reserve - frame` (its `RowLimit.max_context`). The
-reasoning reserve (`--reasoning-reserve R`, default `default_reasoning_reserve(L)` = min(16384, L // 4)) keeps room
+reasoning reserve (`--reasoning-reserve R`, default `default_reasoning_reserve(L)` = min(16384, L // 2)) keeps room
 for the verified trace `acc traces` adds later: thinking teachers write 5k-20k tokens and `acc traces` asks for at most
-16384 (`--max-tokens`), while a short window keeps three quarters of itself for the prompt. A trace longer than the
+16384 (`--max-tokens`), so any completion it can get fits; a short window keeps at least half of itself for the
+prompt (at L = 4096 a 1,500-word trace is ~2,100 tokens of the bundled tokenizer: half the row). A trace longer than the
 reserve is handled by `acc traces`, which drops distractors (never gold) until the row fits L.
 
 Within that limit every record gets its own budget, drawn log-uniformly between a low and a high bound (log-uniform
@@ -49,8 +50,8 @@ ROUND_TO = 256  # drawn budgets are multiples of this (easier to read, and to bu
 
 
 def default_reasoning_reserve(max_length: int = MAX_LENGTH) -> int:
-    """min(16384, L // 4): room for a thinking teacher's trace, at most a quarter of a short window."""
-    return min(MAX_REASONING_RESERVE, max_length // 4)
+    """min(16384, L // 2): room for a thinking teacher's whole completion, at most half of a short window."""
+    return min(MAX_REASONING_RESERVE, max_length // 2)
 
 
 class BudgetError(ValueError):
@@ -85,10 +86,10 @@ def check_length(max_length: int, reasoning_reserve: int) -> None:
     """ValueError unless the contract leaves room for a context of MIN_BUDGET tokens."""
     if reasoning_reserve < 0:
         raise ValueError(f"--reasoning-reserve must be >= 0, got {reasoning_reserve}")
-    if max_length - reasoning_reserve - TEMPLATE_ALLOWANCE < MIN_BUDGET:
+    if max_length - reasoning_reserve < MIN_BUDGET:
         raise ValueError(
-            f"--max-length {max_length} minus --reasoning-reserve {reasoning_reserve} and the chat template "
-            f"({TEMPLATE_ALLOWANCE}) leaves less than {MIN_BUDGET} tokens for the question and context"
+            f"--max-length {max_length} minus --reasoning-reserve {reasoning_reserve} leaves less than {MIN_BUDGET} "
+            "tokens for the prompt (question, context, chat template) and the answer"
         )
 
 

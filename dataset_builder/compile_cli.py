@@ -63,9 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--reasoning-reserve",
         metavar="TOKENS",
         help=f"tokens of each row kept free for the reasoning trace `acc traces` adds (default: min("
-        f"{MAX_REASONING_RESERVE}, max-length / 4); thinking teachers write 5k-20k tokens and acc traces asks for at "
-        f"most {MAX_REASONING_RESERVE}, while a short window keeps 3/4 of itself for the prompt). A longer trace makes "
-        "acc traces drop distractors, never gold evidence",
+        f"{MAX_REASONING_RESERVE}, max-length / 2); thinking teachers write 5k-20k tokens and acc traces asks for at "
+        f"most {MAX_REASONING_RESERVE}, while a short window keeps at least half of itself for the prompt). A longer "
+        "trace makes acc traces drop distractors, never gold evidence",
     )
     parser.add_argument("--num-proc", type=int, default=1, metavar="N", help="processes reading files (same output)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of budgets, distractors and order")

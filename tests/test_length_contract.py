@@ -34,6 +34,9 @@ SENTENCES = [
     "Let me compare the two candidates and see which one the evidence supports.",
     "The file shows the function, and the bug is in how the value is returned.",
     "Nothing in the remaining documents contradicts what I found so far.",
+    "Document 4, the page on Agnes Pyle, says she was born in Tollan in 1871; document 9 dates the priory to 1342.",
+    "The ferry Skerry Star sailed 15 times in 2024-06, while the Gannet carried 210 passengers on 12 June.",
+    "In tides/timeparse.py the parser reads '06:45' as 6.75 hours, but the units module expects minutes (405).",
 ]
 
 
@@ -50,14 +53,35 @@ def rows(ds: Path) -> list[dict]:
     return [r for shard in sorted(ds.glob("data/*/*.parquet")) for r in pq.read_table(shard).to_pylist()]
 
 
+def sql_result(gold_sql: str, db: Path) -> str:
+    """The gold query's result on the sample database (opened read-only), as a markdown table."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    cursor = conn.execute(gold_sql)
+    header = [d[0] for d in cursor.description]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in cursor.fetchall()]
+    conn.close()
+    return "\n".join(lines)
+
+
 def oracle(records: list[dict]) -> dict[str, str]:
-    """question -> the answer a teacher that knows it gives: the gold (first alias) for search and swe, the
-    trajectory's own result table for sql (verified against the gold SQL's result)."""
+    """question -> the answer of a teacher that knows it: the gold (first alias) for search, the gold patch for swe,
+    the gold query's result for sql; a record without a gold gets the trajectory's answer."""
+    db = ROOT / "dataset_builder" / "samples" / "sql" / "ferries.sqlite"
     answers = {}
     for r in records:
         gold = (r["gold"] or "").strip()
-        answer = gold.split(" | ")[0] if r["domain"] == "search" and gold else r["answer"]
-        answers[r["question"].strip()] = gold if r["domain"] == "swe" and gold else answer
+        if not gold:
+            answer = r["answer"]
+        elif r["domain"] == "search":
+            answer = gold.split(" | ")[0]
+        elif r["domain"] == "sql":
+            answer = sql_result(gold, db)
+        else:
+            answer = gold
+        answers[r["question"].strip()] = answer
     return answers
 
 
@@ -67,13 +91,13 @@ def test_compile_traces_train_keep_every_row_within_max_length(tmp_path, monkeyp
     code = acc_main(["compile", "--samples", "--out", str(ds), "--max-length", str(MAX_LENGTH), "--no-progress"])
     assert code == 0
     stats = json.loads((ds / "stats.json").read_text())
-    assert stats["settings"]["max_length"] == MAX_LENGTH and stats["settings"]["reasoning_reserve"] == 1024
+    assert stats["settings"]["max_length"] == MAX_LENGTH and stats["settings"]["reasoning_reserve"] == 2048
     compiled = rows(ds)
     for r in compiled:  # compile: every row + the reserve fits
-        assert json.loads(r["meta"])["row_tokens"] + 1024 <= MAX_LENGTH
+        assert json.loads(r["meta"])["row_tokens"] + 2048 <= MAX_LENGTH
     budget_rejects = [json.loads(line) for line in (ds / "rejects.jsonl").read_text().splitlines()]
     budget_rejects = [r for r in budget_rejects if r["stage"] == "budget"]
-    assert all("--max-length 4096 - reasoning reserve 1024" in r["reason"] for r in budget_rejects)
+    assert all("--max-length 4096 - reasoning reserve 2048" in r["reason"] for r in budget_rejects)
 
     answers = oracle(compiled)
     thought = {}
@@ -106,7 +130,7 @@ def test_compile_traces_train_keep_every_row_within_max_length(tmp_path, monkeyp
         f"{total['over_length']}; longest row {summary['longest_row']}"
     )
     assert len(verified) >= 0.8 * len(with_gold)
-    assert refitted and total["refitted"] == len(refitted)  # the 1,500-word traces did not fit the 1024 reserve
+    assert refitted and total["refitted"] == len(refitted)  # some 1,500-word traces are longer than the reserve
     before = {r["id"]: r for r in compiled}
     for r in verified:
         meta = json.loads(r["meta"])

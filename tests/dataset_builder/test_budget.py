@@ -43,11 +43,11 @@ def test_one_max_length_constant_from_compile_to_training():
     assert yaml.safe_load((root / "recipes" / "qwen3_moe.yaml").read_text())["max_length"] == MAX_LENGTH
 
 
-def test_default_reasoning_reserve_is_16k_or_a_quarter_of_a_short_window():
+def test_default_reasoning_reserve_is_16k_or_half_of_a_short_window():
     assert default_reasoning_reserve(MAX_LENGTH) == 16384
-    assert default_reasoning_reserve(65536) == 16384
-    assert default_reasoning_reserve(32768) == 8192
-    assert default_reasoning_reserve(4096) == 1024
+    assert default_reasoning_reserve(32768) == 16384
+    assert default_reasoning_reserve(16384) == 8192
+    assert default_reasoning_reserve(4096) == 2048
 
 
 def test_draws_are_log_uniform_within_range():
@@ -126,9 +126,9 @@ def test_frame_counts_everything_but_the_context():
 
 
 def test_check_length_needs_room_for_a_context():
-    check_length(4096, 1024)
+    check_length(4096, 2048)
     with pytest.raises(ValueError, match="leaves less than 2048 tokens"):
-        check_length(4096, 2048)
+        check_length(4096, 2049)
     with pytest.raises(ValueError, match="must be >= 0"):
         check_length(4096, -1)
 
