@@ -44,19 +44,22 @@ from dataset_builder.budget import (
     fit_budget,
     frame_tokens,
 )
+from dataset_builder.distractors import DEFAULT_MODE, TopicIndex, filler_stream, pack
 from dataset_builder.schema import ACCRecord, Piece, Reject, Trajectory
 
-ASSEMBLY_VERSION = 5  # part of every record id: bump when the rendering or selection rules change
+ASSEMBLY_VERSION = 6  # part of every record id: bump when the rendering or selection rules change
 SEPARATOR = "\n\n"
 FOOTER = "\n</document>"
 FILL_MIN_TOKENS = 32  # stop filling when fewer tokens than this are left
-FILL_MAX_MISSES = 128  # stop filling after this many pool draws in a row that did not fit
 PLACEHOLDER_INDEX = 999999  # headers are counted once per piece with this index, then corrected for the real one
 BOUNDARY_SLACK = 2  # tokens per piece allowed for merges across header/text/separator boundaries
 
 CONTEXT_INTRO = {
     "search": "Below are web pages and search results gathered for this question; only some of them are relevant.",
-    "swe": "Below are files of the repository at the commit to fix; only some of them are relevant.",
+    # true of both kinds of swe context: filler from the same tree (a checkout) or from other runs' repositories;
+    # meta["filler"] says which (a rebuilt prompt has only the domain, question and context to go by)
+    "swe": "Below are source files, among them files of the repository at the commit to fix; only some of them are "
+    "relevant.",
     "sql": "Below are tables of the database (schema and rows); only some of them are relevant.",
 }
 ANSWER_FORMAT = {
@@ -100,7 +103,9 @@ class Candidate:
 
     piece: Piece
     tokens: int
-    owner: int = -1  # index of the trajectory it came from (filler pool)
+    owner: int = -1  # index of the trajectory it came from (filler pool); -1 for the reservoir of other buckets
+    group: str | None = None  # the owner's repository / database (filler preference)
+    question: str = ""  # key of the owner's normalized question: no filler from another attempt at the same task
 
 
 @dataclass
@@ -121,7 +126,9 @@ class Assembler:
     seed: int = 0
     max_length: int = MAX_LENGTH  # tokens per training row (the length contract, see budget.py)
     reasoning_reserve: int | None = None  # None: default_reasoning_reserve(max_length)
+    distractors: str = DEFAULT_MODE  # filler order: close | random | mix (distractors.py)
     _text_tokens: dict[str, int] = field(default_factory=dict)
+    _topics: dict[str, Any] = field(default_factory=dict)  # per domain: TopicIndex over its pool (search)
     _pools: dict[str, list[Candidate]] = field(default_factory=dict)
     _groups: list[str | None] = field(default_factory=list)  # per item: its repository / database (filler preference)
 
@@ -137,19 +144,28 @@ class Assembler:
         overhead = self._text_tokens[header(PLACEHOLDER_INDEX, piece) + FOOTER]
         return Candidate(piece, self._text_tokens[piece.text] + overhead + BOUNDARY_SLACK, owner)
 
-    def prepare(self, items: list[Compiled]) -> None:
-        """Count all pieces of the run (once per distinct text) and build the per-domain filler pools."""
+    def prepare(self, items: list[Compiled], reservoir: dict[str, list[Candidate]] | None = None) -> None:
+        """Count all pieces (once per distinct text) and build the per-domain filler pools: the items' own pieces
+        plus `reservoir`, candidates from the rest of the corpus whose token counts are already known."""
         pieces = [p for c in items for p in (*c.evidence.gold, *c.evidence.distractors)]
         self.count_texts([p.text for p in pieces] + [header(PLACEHOLDER_INDEX, p) + FOOTER for p in pieces])
         self.count_texts([SEPARATOR, str(PLACEHOLDER_INDEX)])
-        self._pools = {}
+        self._pools = {d: list(cands) for d, cands in (reservoir or {}).items()}
         self._groups = [filler_group(c) for c in items]
         for owner, c in enumerate(items):
             pool = self._pools.setdefault(c.traj.domain, [])
             pieces = (*c.evidence.gold, *c.evidence.distractors)
-            pool.extend(self.candidate(p, owner) for p in pieces if carries_content(p))
+            group, question = self._groups[owner], question_key(c.traj.question)
+            pool.extend(
+                replace(self.candidate(p, owner), group=group, question=question) for p in pieces if carries_content(p)
+            )
         for pool in self._pools.values():  # a canonical order: records do not depend on the order of the inputs
             pool.sort(key=lambda c: (c.piece.title, hashlib.sha1(c.piece.text.encode()).hexdigest()))
+        self._topics = {
+            d: TopicIndex([c.piece.text for c in pool])
+            for d, pool in self._pools.items()
+            if d == "search" and self.distractors != "random"
+        }
 
     def settings(self, domain: str) -> dict[str, Any]:
         spec = self.budgets[domain]
@@ -158,6 +174,7 @@ class Assembler:
             "budget": [spec.low, spec.high],
             "max_length": self.max_length,
             "reasoning_reserve": self.reserve,
+            "distractors": self.distractors,
         }
 
     @property
@@ -171,7 +188,7 @@ class Assembler:
         completion = completion_messages("", item.evidence.answer)[0]["content"]
         return RowLimit(self.max_length, self.reserve, frame_tokens(self.counter, prompt, completion))
 
-    def plan(self, index: int, item: Compiled, same_question: set[int]) -> tuple[ACCRecord, dict] | Reject:
+    def plan(self, index: int, item: Compiled) -> tuple[ACCRecord, dict] | Reject:
         """Choose budget and distractors and the order; the context is rendered but not yet counted exactly."""
         traj, ev = item.traj, item.evidence
         rid = record_id(traj.source, traj.id, item.origin_key, self.settings(traj.domain), self.seed)
@@ -183,8 +200,12 @@ class Assembler:
         try:
             drawn, budget = draw_budget(traj.domain, gold_tokens, rng, self.budgets, limit)
         except BudgetError as err:
-            return Reject(traj.origin, str(err), traj.source, traj.domain, stage="budget")
+            why = (ev.meta or {}).get("needs_every_row")  # sql: which query needs a whole table (sql_slice.py)
+            return Reject(traj.origin, f"{why}: {err}" if why else str(err), traj.source, traj.domain, stage="budget")
         used = gold_tokens
+        slices, grown = getattr(ev, "slices", None) or {}, {}  # sql: tables cut to the rows the queries read
+        if slices:  # half the room for sampled rows of those tables (in-table distractors), the rest below
+            gold, used = self._grow_slices(gold, slices, grown, (budget - used) // 2, used)
         chosen: list[Candidate] = []
         titles = {p.title for p in ev.gold}
         texts = {p.text for p in ev.gold}
@@ -200,28 +221,38 @@ class Assembler:
                 titles.add(c.piece.title)
                 texts.add(c.piece.text)
         n_own = len(chosen)
-        pool = self._pools.get(traj.domain, [])
+        # a checkout gave the record its own repository's files at its commit: no other run's files (swe_tree.py)
+        own_tree = (ev.meta or {}).get("filler") == "repository"
+        pool = [] if own_tree else self._pools.get(traj.domain, [])
         taken: set[int] = set()
         # Filler from the same repository / database first (a C file beside a Python repo is no distractor at all),
         # then (swe) files of the gold files' languages from other repositories, then from the whole domain.
-        group = self._groups[index]
-        near = [j for j, c in enumerate(pool) if group is not None and self._groups[c.owner] == group]
+        group, question = self._groups[index], question_key(traj.question)
+        near = [j for j, c in enumerate(pool) if group is not None and c.group == group]
         suffixes = {file_suffix(p.title) for p in ev.gold} - {""} if traj.domain == "swe" else set()
         kin = [j for j, c in enumerate(pool) if file_suffix(c.piece.title) in suffixes]
+        topics = self._topics.get(traj.domain)
+        scores = topics.relevance(traj.question, [p.text for p in ev.gold]) if topics else None
+
+        def usable(j: int) -> bool:
+            c = pool[j]
+            return j not in taken and c.owner != index and c.question != question and fits(c)
+
+        def take(j: int) -> None:
+            nonlocal used
+            c = pool[j]
+            taken.add(j)
+            chosen.append(Candidate(replace(c.piece, is_distractor=True), c.tokens))
+            used += sep + c.tokens
+            titles.add(c.piece.title)
+            texts.add(c.piece.text)
+
         for indices in (near, kin, range(len(pool))):
-            misses = 0
-            while indices and budget - used >= FILL_MIN_TOKENS and misses < FILL_MAX_MISSES:
-                j = indices[rng.randrange(len(indices))]
-                c = pool[j]
-                if j in taken or c.owner == index or c.owner in same_question or not fits(c):
-                    misses += 1
-                    continue
-                taken.add(j)
-                misses = 0
-                chosen.append(Candidate(replace(c.piece, is_distractor=True), c.tokens))
-                used += sep + c.tokens
-                titles.add(c.piece.title)
-                texts.add(c.piece.text)
+            if indices and budget - used >= FILL_MIN_TOKENS:
+                stream = filler_stream(indices, self.distractors, rng, scores)
+                pack(stream, lambda j: pool[j].tokens, budget - used, usable, take, sep=sep, min_tokens=FILL_MIN_TOKENS)
+        if slices:  # the room left goes to more rows of the sliced tables
+            gold, used = self._grow_slices(gold, slices, grown, budget - used, used)
         ordered = gold + chosen
         order = list(range(len(ordered)))
         rng.shuffle(order)
@@ -234,8 +265,19 @@ class Assembler:
             "budget": budget,
             "gold_tokens": gold_tokens,
             "limit": limit,
+            "filler": "repository at the base commit" if own_tree else "other runs" if taken else "own",
         }
         return self._record(rid, item, plan), plan
+
+    def _grow_slices(self, gold: list[Candidate], slices, grown: dict, room: int, used: int):
+        """Gold candidates with more sampled rows in their table slices, and `used` updated with exact counts."""
+        from dataset_builder.domains.sql_slice import grow_slices, slice_pieces
+
+        grown.update(grow_slices(slices, grown, room, self.counter.count_batch))
+        pieces = slice_pieces([c.piece for c in gold], slices, grown)
+        self.count_texts([p.text for p in pieces])
+        new = [c if c.piece.text == p.text else self.candidate(p) for c, p in zip(gold, pieces)]
+        return new, used + sum(c.tokens for c in new) - sum(c.tokens for c in gold)
 
     def _record(self, rid: str, item: Compiled, plan: dict) -> ACCRecord:
         traj, ev = item.traj, item.evidence
@@ -308,19 +350,24 @@ class Assembler:
             n_gold=n_gold,
             n_own=n_own,
             n_filler=len(record.pieces) - n_gold - n_own,
+            filler=plan["filler"],
             gold_tokens=sum(p.n_tokens for p in record.pieces if not p.is_distractor),
             n_tokens=n_tokens,
             row_tokens=plan["limit"].frame + n_tokens,  # upper bound of the training row without reasoning
         )
         return record
 
-    def assemble(self, items: list[Compiled], chunk_size: int = 16, progress=None) -> list[ACCRecord | Reject]:
-        """Records (or budget / duplicate Rejects) for `items`, in order; exact counts are batched per chunk."""
+    def assemble(
+        self, items: list[Compiled], chunk_size: int = 16, progress=None, reservoir: dict | None = None
+    ) -> list[ACCRecord | Reject]:
+        """Records (or budget / duplicate Rejects) for `items`, in order; exact counts are batched per chunk.
+        `reservoir`: per-domain filler candidates from outside `items` (the pipeline's other buckets)."""
         first: dict[str, int] = {}
         repeat_of: dict[int, int] = {}
         for i, item in enumerate(items):
             repeat_of[i] = first.setdefault(content_key(item), i)
-        built = iter(self._assemble([c for i, c in enumerate(items) if repeat_of[i] == i], chunk_size, progress))
+        firsts = [c for i, c in enumerate(items) if repeat_of[i] == i]
+        built = iter(self._assemble(firsts, chunk_size, progress, reservoir))
         out: list[ACCRecord | Reject] = []
         for i, item in enumerate(items):
             if repeat_of[i] == i:
@@ -332,18 +379,14 @@ class Assembler:
                 progress.update(1)
         return out
 
-    def _assemble(self, items: list[Compiled], chunk_size: int, progress) -> list[ACCRecord | Reject]:
-        self.prepare(items)
-        questions: dict[tuple[str, str], set[int]] = {}
-        for i, c in enumerate(items):
-            questions.setdefault((c.traj.domain, " ".join(c.traj.question.lower().split())), set()).add(i)
+    def _assemble(self, items: list[Compiled], chunk_size: int, progress, reservoir) -> list[ACCRecord | Reject]:
+        self.prepare(items, reservoir)
         out: list[ACCRecord | Reject] = []
         for start in range(0, len(items), chunk_size):
             chunk = items[start : start + chunk_size]
             plans = []
             for i, item in enumerate(chunk, start=start):
-                key = (item.traj.domain, " ".join(item.traj.question.lower().split()))
-                plans.append(self.plan(i, item, questions[key] - {i}))
+                plans.append(self.plan(i, item))
             ok = [p for p in plans if not isinstance(p, Reject)]
             counts = iter(self.counter.count_batch([rec.context for rec, _ in ok]))
             for item, p in zip(chunk, plans):
@@ -351,6 +394,11 @@ class Assembler:
                 if progress is not None:
                     progress.update(1)
         return out
+
+
+def question_key(question: str) -> str:
+    """A short key of the normalized question (case and whitespace folded)."""
+    return hashlib.sha1(" ".join(question.lower().split()).encode()).hexdigest()[:16]
 
 
 def carries_content(piece: Piece) -> bool:

@@ -1,51 +1,36 @@
-"""The compile pipeline: trajectory files -> ACC records (+ rejects), identical for any number of processes.
+"""Compiling trajectory files into an ACC dataset: the Python entry point of the pipeline in `pipeline/`.
 
-    compile_trajectories(["runs/", "more.jsonl"], out_dir="acc_data", seed=0, num_proc=4)
+    compile_trajectories(["runs/", "more.jsonl"], out_dir="acc_data", seed=0, tasks=8, workers=4)
 
-Inputs are files and directories (walked recursively in sorted order; hidden files and directories are skipped).
-Pass 1 reads every file with its format adapter and extracts each trajectory's evidence with its domain compiler;
-with `num_proc > 1` files are spread over worker processes and the results put back in input order. Pass 2
-assembles the records in the main process, with the filler pool built from all trajectories of the run (see
-`assemble.py`). Records depend only on the inputs, the settings and the seed, so the output is byte-identical
-whatever `num_proc` is.
+Inputs are files and directories (walked recursively in sorted order; hidden files and directories are skipped). The
+work runs as datatrove stages (read + extract, filler reservoir, assemble per bucket, write) on a local, Slurm or Ray
+executor (`pipeline/run.py`); records depend only on the inputs, the settings and the seed, so the output is
+byte-identical whatever the number of tasks and workers, and a killed run resumes where it stopped.
 
-Every input ends in exactly one place: a record, or a `Reject` with its reason. Files that are recognisably not
-trajectories are rejects with a specific reason, decided from their content and shape (not their location):
-
-- SQLite databases (the `SQLite format 3` magic): "database file: pass its directory with --db-dir" (or, for files
-  inside --db-dir, "read through --db-dir"); git bundles likewise with --repos;
-- CSV/TSV tables: "table file (gold results?) not a trajectory";
-- patch files (text starting with `diff --git`, `--- a/` or a `From <sha>` mail header);
-- SWE-bench predictions (JSON/JSONL whose rows all carry `model_patch` or `fix_patch` and no agent steps:
-  `all_preds.jsonl`, `preds.json`, Multi-SWE-bench `patch.jsonl`);
-- benchmark score summaries and evaluation reports (JSON objects of numbers and id lists, no agent steps);
-and, when no adapter recognises a file: licence texts, source code, documentation (README/markdown), task lists
-and configuration files (JSON/JSONL/YAML without agent steps).
+Every input ends in exactly one place: a record, or a `Reject` with its reason (`read_and_extract` never raises;
+`adapters/triage.py` names the files that are recognisably not trajectories).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 import re
+import tempfile
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.assemble import Assembler, Compiled
+from dataset_builder.assemble import Compiled
 from dataset_builder.budget import MAX_LENGTH, BudgetRange, check_length, default_reasoning_reserve, parse_budgets
+from dataset_builder.pipeline.run import ExecutorOptions
 from dataset_builder.schema import DOMAINS, ACCRecord, Reject, Trajectory
 
 log = logging.getLogger("acc")
 
 UNKNOWN_DOMAIN = "unknown"  # bucket for rejects whose domain cannot be told (unreadable files, unknown formats)
-STEP_KEYS = {"history", "messages", "trajectory", "intermediate_steps", "conversation", "steps", "events"}
-CODE_SUFFIXES = (".py", ".js", ".ts", ".sh", ".c", ".h", ".cpp", ".go", ".rs", ".java", ".rb", ".sql")
-LICENCE_MARKERS = ("permission is hereby granted", "licensed under", "gnu general public license", "copyright (c)")
 
 
 @dataclass
@@ -61,164 +46,110 @@ class DomainCounts:
         return self.n_in == self.n_records + self.n_rejected
 
 
-@dataclass
 class CompileResult:
-    records: list[ACCRecord]
-    rejects: list[Reject]
-    counts: dict[str, DomainCounts]
-    settings: dict[str, Any] = field(default_factory=dict)
+    """What a compile produced: records, rejects, counts per domain and the settings. A result read from a written
+    folder (`from_folder`) loads its records and rejects on first access; `submitted` is a Slurm run whose jobs are
+    queued (nothing written yet)."""
+
+    def __init__(
+        self,
+        records: list[ACCRecord] | None = None,
+        rejects: list[Reject] | None = None,
+        counts: dict[str, DomainCounts] | None = None,
+        settings: dict[str, Any] | None = None,
+        folder: Path | None = None,
+    ):
+        self._records, self._rejects = records, rejects
+        self.counts, self.settings, self.folder = counts or {}, settings or {}, folder
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> CompileResult:
+        from dataset_builder.pipeline.layout import read_stats
+
+        stats = read_stats(folder)
+        counts = {
+            dom: DomainCounts(d["n_in"], d["n_records"], d["n_rejected"], sum_tokens(d), Counter(d["reject_reasons"]))
+            for dom, d in stats["domains"].items()
+        }
+        return cls(counts=counts, settings=stats["settings"], folder=Path(folder))
+
+    @classmethod
+    def submitted(cls, settings) -> CompileResult:
+        return cls([], [], {}, settings.to_stats())
+
+    @property
+    def records(self) -> list[ACCRecord]:
+        if self._records is None:
+            import pyarrow.parquet as pq
+
+            files = sorted(self.folder.glob("data/*/*.parquet")) if self.folder else []
+            by_domain = {d: i for i, d in enumerate(DOMAINS)}
+            files.sort(key=lambda f: (by_domain.get(f.parent.name, 99), f.name))
+            self._records = [ACCRecord.from_row(row) for f in files for row in pq.read_table(f).to_pylist()]
+        return self._records
+
+    @property
+    def rejects(self) -> list[Reject]:
+        if self._rejects is None:
+            path = self.folder / "rejects.jsonl" if self.folder else None
+            lines = path.read_text(encoding="utf-8").splitlines() if path and path.is_file() else []
+            self._rejects = [Reject(**json.loads(line)) for line in lines if line]
+        return self._rejects
 
     @property
     def balanced(self) -> bool:
         return all(c.balanced for c in self.counts.values())
 
 
+def sum_tokens(domain_stats: dict[str, Any]) -> int:
+    return int((domain_stats.get("context_tokens") or {}).get("total", 0))
+
+
 # ---------------------------------------------------------------- inputs
 
 
-def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
+def expand_inputs(inputs: list[str | Path]) -> list[tuple[str, str]]:
     """(file, base) for every file under `inputs`, sorted, each once; `base` keys origins (see `origin_key`).
+    `hf://datasets/ORG/NAME[@REV]` inputs expand to their data files (base "": their URL is their origin).
 
     Raises FileNotFoundError for an input that does not exist (a usage error, not a reject)."""
-    out: list[tuple[Path, Path]] = []
-    seen: set[Path] = set()
+    from dataset_builder.readers import is_dataset_file
+    from dataset_builder.readers.hub import is_hub_url, list_hub_files
+
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
     for item in inputs:
-        path = Path(item)
-        if not path.exists():
-            raise FileNotFoundError(f"input not found: {path}")
-        if path.is_dir():
-            files = []
-            for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                files.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
-            base = path.parent
+        if is_hub_url(str(item)):
+            files, base = list_hub_files(str(item), is_dataset_file), ""
         else:
-            files, base = [path], path.parent
+            path = Path(item)
+            if not path.exists():
+                raise FileNotFoundError(f"input not found: {path}")
+            if path.is_dir():
+                files = []
+                for root, dirs, names in os.walk(path):
+                    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                    files.extend(str(Path(root) / n) for n in sorted(names) if not n.startswith("."))
+            else:
+                files = [str(path)]
+            base = str(path.parent)
         for f in files:
-            key = f.resolve()
-            if key not in seen and f.is_file():
+            key = f if is_hub_url(f) else str(Path(f).resolve())
+            if key not in seen and (is_hub_url(f) or Path(f).is_file()):
                 seen.add(key)
                 out.append((f, base))
     return out
 
 
-def origin_key(origin: str, path: Path, base: Path) -> str:
+def origin_key(origin: str, path: str, base: str) -> str:
     """The origin with the machine-specific prefix removed, so record ids do not depend on where inputs live."""
+    if not base:
+        return origin
     try:
-        rel = path.relative_to(base).as_posix()
+        rel = Path(path).relative_to(base).as_posix()
     except ValueError:
-        rel = path.name
-    return rel + origin[len(str(path)) :] if origin.startswith(str(path)) else origin
-
-
-def _head(path: Path, n: int = 65536) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(n)
-    except OSError:
-        return b""
-
-
-def _json_rows(path: Path, head: bytes) -> list[Any] | None:
-    """Rows of a small JSON/JSONL file (for shape checks), or None when it is neither or too large to bother."""
-    if path.stat().st_size > 64 * 2**20 or head.lstrip()[:1] not in (b"{", b"["):
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
-            return list(data.values()) if all("instance_id" in v for v in data.values()) else [data]
-        return data if isinstance(data, list) else [data]
-    except json.JSONDecodeError:
-        pass
-    rows = []
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                return None
-    return rows
-
-
-def _is_numbers_or_ids(value: Any) -> bool:
-    if isinstance(value, (int, float, bool)) or value is None:
-        return True
-    if isinstance(value, str):
-        return len(value) < 200
-    if isinstance(value, list):
-        return all(isinstance(v, (str, int, float)) and len(str(v)) < 200 for v in value)
-    if isinstance(value, dict):
-        return all(_is_numbers_or_ids(v) for v in value.values())
-    return False
-
-
-def _inside(path: Path, folder: Any) -> bool:
-    return folder is not None and path.resolve().is_relative_to(Path(folder).resolve())
-
-
-def non_trajectory_reason(path: Path, opts: Any = None) -> tuple[str, str] | None:
-    """(reason, domain) when the file is recognisably not a trajectory, else None. Decided before any adapter."""
-    head = _head(path)
-    if head.startswith(b"SQLite format 3\x00"):
-        if _inside(path, getattr(opts, "db_dir", None)):
-            return "database file, not a trajectory (read through --db-dir)", "sql"
-        return "database file: pass its directory with --db-dir", "sql"
-    if head.startswith((b"# v2 git bundle\n", b"# v3 git bundle\n")):
-        if _inside(path, getattr(opts, "repos_dir", None)):
-            return "git bundle, not a trajectory (read through --repos)", "swe"
-        return "git bundle (a repository): pass its directory with --repos", "swe"
-    if b"\x00" in head or not head.strip():
-        return None  # binary or empty: the adapters' reader gives the precise reason
-    text = head.decode("utf-8", errors="replace")
-    if re.match(r"(diff --git |--- a/|From [0-9a-f]{40} )", text.lstrip()):
-        return "patch file: a final diff without the trajectory that produced it", "swe"
-    if path.suffix.lower() in (".csv", ".tsv") and _looks_tabular(text):
-        return "table file (gold results?) not a trajectory", ""
-    rows = _json_rows(path, head)
-    if rows and all(isinstance(r, dict) for r in rows) and not any(STEP_KEYS & r.keys() for r in rows):
-        if all({"model_patch", "fix_patch"} & r.keys() for r in rows):
-            return "SWE-bench predictions (final patches only, no trajectory)", "swe"
-        if len(rows) == 1 and _is_numbers_or_ids(rows[0]):
-            domain = "swe" if {"resolved_ids", "resolved_instances"} & rows[0].keys() else ""  # SWE-bench harness
-            return "benchmark score summary or evaluation report (numbers and ids), not a trajectory", domain
-    return None
-
-
-def _looks_tabular(text: str) -> bool:
-    lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
-    try:
-        dialect = csv.Sniffer().sniff("\n".join(lines[:5]), delimiters=",\t;")
-    except csv.Error:
-        return False
-    rows = lines[:-1] if len(lines) > 2 else lines  # the last line of the head may be cut
-    widths = {len(row) for row in csv.reader(rows, dialect)}
-    return len(rows) >= 2 and len(widths) == 1 and widths.pop() > 1
-
-
-def unknown_format_reason(path: Path) -> str | None:
-    """A specific reason for a file that no adapter recognised, when its kind is clear; else None."""
-    head = _head(path, 4096).decode("utf-8", errors="replace")
-    name = path.name.lower()
-    if name.startswith(("license", "licence", "copying", "notice")) or (
-        path.suffix.lower() in ("", ".md", ".txt") and any(m in head[:1000].lower() for m in LICENCE_MARKERS)
-    ):
-        return "licence text, not a trajectory"
-    if path.suffix.lower() in CODE_SUFFIXES:
-        return "source code file, not a trajectory"
-    if path.suffix.lower() in (".md", ".rst", ".txt") or name.startswith("readme"):
-        return "documentation (README/markdown) with no trajectory an adapter recognises"
-    if path.suffix.lower() in (".yaml", ".yml", ".toml", ".ini", ".cfg"):
-        return "configuration file (YAML/TOML) that no adapter recognises as a trajectory"
-    rows = _json_rows(path, head.encode())
-    if rows and all(isinstance(r, dict) for r in rows) and not any(STEP_KEYS & r.keys() for r in rows):
-        if all({"instruction", "question", "problem_statement"} & r.keys() for r in rows):
-            return "task list (questions without agent steps), not a trajectory"
-        return "JSON data without agent steps (no history/messages/trajectory), not a trajectory"
-    return None
+        rel = Path(path).name
+    return rel + origin[len(path) :] if origin.startswith(path) else origin
 
 
 # ---------------------------------------------------------------- pass 1: read + extract
@@ -239,19 +170,40 @@ def _adapter_domain(source: str) -> str:
         return ""
 
 
-def read_and_extract(path: Path, base: Path, fmt: str | None, domains: tuple[str, ...], opts: Any) -> FileResult:
-    """Pass 1 for one file: every trajectory in it -> Compiled (with evidence) or Reject. Never raises."""
-    from dataset_builder.adapters import read_file
-    from dataset_builder.domains import CompileError, extract
-
-    known = non_trajectory_reason(path, opts)
-    if known:
-        return FileResult([Reject(str(path), known[0], domain=known[1])], 1)
+def read_and_extract(path: str, base: str, fmt: str | None, domains: tuple[str, ...], opts: Any) -> FileResult:
+    """Stage read for one file: every trajectory in it -> Compiled (with evidence) or Reject. Never raises: whatever
+    breaks past the adapters' own checks becomes a reject for the rest of the file, with the exception type."""
     items: list[Compiled | Reject] = []
-    for item in read_file(path, fmt):
+    try:
+        _read_and_extract(str(path), str(base), fmt, domains, opts, items)
+    except Exception as err:
+        log.debug("read crash on %s", path, exc_info=True)
+        where = f"{path} (after {len(items)} items)" if items else str(path)
+        items.append(Reject(where, f"reading failed: {type(err).__name__}: {str(err)[:300]}"))
+    # a line that could not be read belongs to the domain of the file's other trajectories, when they agree
+    file_domains = {i.traj.domain if isinstance(i, Compiled) else i.domain for i in items} - {""}
+    if len(file_domains) == 1:
+        for i in items:
+            if isinstance(i, Reject) and not i.domain:
+                i.domain = next(iter(file_domains))
+    return FileResult(items, len(items))
+
+
+def _read_and_extract(path: str, base: str, fmt, domains, opts, items: list) -> None:
+    from dataset_builder.adapters import read_file
+    from dataset_builder.adapters.triage import non_trajectory_reason, unknown_format_reason
+    from dataset_builder.domains import CompileError, extract
+    from dataset_builder.readers.hub import is_hub_url
+
+    local = not is_hub_url(path)
+    known = non_trajectory_reason(Path(path), opts) if local else None
+    if known:
+        items.append(Reject(path, known[0], domain=known[1]))
+        return
+    for item in read_file(path if not local else Path(path), fmt):
         if isinstance(item, Reject):
-            if item.reason.startswith("unknown format") and not fmt:
-                item.reason = unknown_format_reason(path) or item.reason
+            if item.reason.startswith("unknown format") and not fmt and local:
+                item.reason = unknown_format_reason(Path(path)) or item.reason
             if not item.domain and item.source:
                 item.domain = _adapter_domain(item.source)
             items.append(item)
@@ -272,46 +224,6 @@ def read_and_extract(path: Path, base: Path, fmt: str | None, domains: tuple[str
             items.append(Reject(item.origin, reason, item.source, item.domain, stage="compile"))
             continue
         items.append(Compiled(traj, evidence, origin_key(item.origin, path, base)))
-    # a line that could not be read belongs to the domain of the file's other trajectories, when they agree
-    file_domains = {i.traj.domain if isinstance(i, Compiled) else i.domain for i in items} - {""}
-    if len(file_domains) == 1:
-        for i in items:
-            if isinstance(i, Reject) and not i.domain:
-                i.domain = next(iter(file_domains))
-    return FileResult(items, len(items))
-
-
-def _read_job(job: tuple) -> FileResult:
-    return read_and_extract(*job)
-
-
-def _pass1(files, fmt, domains, opts, num_proc, progress) -> list[FileResult]:
-    from tqdm.auto import tqdm
-
-    jobs = [(path, base, fmt, domains, opts) for path, base in files]
-    bar = tqdm(total=len(jobs), desc="read + extract", unit="file", disable=not progress)
-    try:
-        if num_proc > 1 and len(jobs) > 1:
-            import multiprocessing
-
-            # spawn, not fork: the parent may hold tokenizer threads, which a fork would copy in a broken state
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(num_proc, len(jobs)), mp_context=ctx) as pool:
-                results = []
-                for res in pool.map(_read_job, jobs, chunksize=1):  # map keeps input order
-                    results.append(res)
-                    bar.update(1)
-        else:
-            results = []
-            for job in jobs:
-                results.append(_read_job(job))
-                bar.update(1)
-    finally:
-        bar.close()
-    return results
-
-
-# ---------------------------------------------------------------- the pipeline
 
 
 def compile_trajectories(
@@ -325,20 +237,40 @@ def compile_trajectories(
     seed: int = 0,
     max_length: int = MAX_LENGTH,
     reasoning_reserve: int | None = None,
-    num_proc: int = 1,
+    num_proc: int | None = None,
+    tasks: int | None = None,
+    workers: int | None = None,
+    executor: str | ExecutorOptions = "local",
+    buckets: int | None = None,
     domain_options: Any = None,
     progress: bool = True,
     command: str = "",
     test_size: float = 0.0,
+    keep_work: bool = False,
+    secrets: str = "redact",
+    secrets_allowlist: str | Path | None = None,
+    distractors: str = "mix",
 ) -> CompileResult:
-    """Compile trajectory files into ACC records; with `out_dir`, also write the dataset (see `writer.py`).
+    """Compile trajectory files into ACC records and write the dataset to `out_dir` (a temporary folder when None:
+    the records are then read back into memory; with `out_dir` they are read lazily, on first access).
 
     `domain` keeps only those domains (others become "domain filter" rejects); `fmt` forces one adapter for every
     file; `budgets` maps domains to `BudgetRange`s or is a list of `--budget` strings; `test_size` holds out that
-    share of each domain's questions as a `test` split when the dataset is written (`writer.split_of`).
-    `max_length` and `reasoning_reserve` (default `budget.default_reasoning_reserve(max_length)`) set the length
-    contract: every record's training row (prompt + answer) plus the reserve fits `max_length` (see `budget.py`)."""
+    share of each domain's questions as a `test` split (`writer.split_of`). `max_length` and `reasoning_reserve`
+    (default `budget.default_reasoning_reserve(max_length)`) set the length contract: every record's training row
+    (prompt + answer) plus the reserve fits `max_length` (see `budget.py`). `tasks` / `workers` (`num_proc` is an
+    alias of workers) split the work; `executor` is "local", "ray", "slurm" or an `ExecutorOptions`; `buckets`
+    (default: from the corpus size) is how many filler buckets each domain is split into. `secrets`: what happens to
+    credentials and personal data found in a record, "redact" (typed placeholders), "drop" (the record becomes a
+    reject) or "off"; `secrets_allowlist`: a file of known-public values to leave alone (see `secrets/`).
+    `distractors`: the order filler is chosen in, "close" (BM25 similarity to the question and gold pages),
+    "random" or "mix" (see `distractors.py`)."""
+    from dataset_builder.distractors import check_mode
     from dataset_builder.domains import DomainOptions
+    from dataset_builder.pipeline.run import default_tasks_and_workers, run_pipeline
+    from dataset_builder.pipeline.settings import CompileSettings, auto_buckets
+    from dataset_builder.readers.hub import is_hub_url
+    from dataset_builder.secrets import check_policy, load_allowlist
     from dataset_builder.tokens import token_counter
 
     if not 0.0 <= test_size < 1.0:
@@ -357,72 +289,58 @@ def compile_trajectories(
         counter = token_counter(tokenizer)
     except Exception as err:  # tokenizers raises plain Exceptions for Hub ids it cannot fetch
         raise ValueError(f"cannot load tokenizer {tokenizer!r}: {err}") from err
-    opts = domain_options or DomainOptions()
     files = expand_inputs(list(inputs))
-    log.info("compiling %d files (seed %d, %d processes, tokenizer %s)", len(files), seed, num_proc, counter.name)
-
-    results = _pass1(files, fmt, domains, opts, max(1, num_proc), progress)
-    counts: dict[str, DomainCounts] = {}
-    compiled: list[Compiled] = []
-    rejects: list[Reject] = []
-    for (path, _), res in zip(files, results):
-        log.debug("%s: %d items", path, res.n_read)
-        for item in res.items:
-            if isinstance(item, Reject):
-                log.debug("reject %s: %s", item.origin, item.reason)
-            dom = item.traj.domain if isinstance(item, Compiled) else (item.domain or UNKNOWN_DOMAIN)
-            counts.setdefault(dom, DomainCounts()).n_in += 1
-            (compiled if isinstance(item, Compiled) else rejects).append(item)
-
-    from tqdm.auto import tqdm
-
-    assembler = Assembler(counter, budget_map, seed, max_length=max_length, reasoning_reserve=reserve)
-    records: list[ACCRecord] = []
-    seen_ids: dict[str, str] = {}
-    with tqdm(total=len(compiled), desc="assemble", unit="record", disable=not progress) as bar:
-        for item, out in zip(compiled, assembler.assemble(compiled, progress=bar)):
-            if isinstance(out, ACCRecord) and out.id in seen_ids:
-                reason = f"duplicate trajectory: same source, id and origin as {seen_ids[out.id]}"
-                out = Reject(item.traj.origin, reason, item.traj.source, item.traj.domain, stage="compile")
-            if isinstance(out, Reject):
-                rejects.append(out)
-            else:
-                seen_ids[out.id] = item.traj.origin
-                records.append(out)
-
-    for rec in records:
-        c = counts[rec.domain]
-        c.n_records += 1
-        c.n_tokens += rec.n_tokens
-    for rej in rejects:
-        c = counts[rej.domain or UNKNOWN_DOMAIN]
-        c.n_rejected += 1
-        c.reasons[reason_class(rej.reason)] += 1
-    settings = {
-        "seed": seed,
-        "test_size": test_size,
-        "tokenizer": counter.name,
-        "budgets": {d: [b.low, b.high] for d, b in budget_map.items()},
-        "max_length": max_length,
-        "reasoning_reserve": reserve,
-        "domains": list(domains),
-        "format": fmt or "auto",
-        "command": command,
-        # local paths: `acc traces` finds the databases through db_dir; `acc push` rewrites them all (see push.py)
-        "inputs": [str(Path(p).resolve()) for p in inputs],
-        "db_dir": str(Path(opts.db_dir).resolve()) if opts.db_dir else None,
-        "repos_dir": str(Path(opts.repos_dir).resolve()) if opts.repos_dir else None,
-        "page_cache_dir": str(Path(opts.page_cache_dir).resolve()) if opts.page_cache_dir else None,
-    }
-    result = CompileResult(records, rejects, dict(sorted(counts.items())), settings)
+    total_bytes = sum(input_size(f) for f, _ in files)
+    settings = CompileSettings(
+        budgets=budget_map,
+        reasoning_reserve=reserve,
+        tokenizer=tokenizer,
+        tokenizer_name=counter.name,
+        domains=domains,
+        fmt=fmt,
+        seed=seed,
+        max_length=max_length,
+        test_size=test_size,
+        options=domain_options or DomainOptions(),
+        buckets=buckets or auto_buckets(total_bytes),
+        command=command,
+        inputs=[str(p) if is_hub_url(str(p)) else str(Path(p).resolve()) for p in inputs],
+        secrets=check_policy(secrets),
+        secrets_allowlist=str(Path(secrets_allowlist).resolve()) if secrets_allowlist else None,
+        distractors=check_mode(distractors),
+    )
+    if secrets_allowlist:
+        load_allowlist(secrets_allowlist)  # a missing or unreadable file is a usage error, before any work
+    opts = executor if isinstance(executor, ExecutorOptions) else ExecutorOptions(kind=executor)
+    auto_tasks, auto_workers = default_tasks_and_workers(len(files))
+    opts.tasks = tasks or (opts.tasks if isinstance(executor, ExecutorOptions) else auto_tasks)
+    opts.workers = workers or num_proc or (opts.workers if isinstance(executor, ExecutorOptions) else auto_workers)
+    opts.progress = progress
+    opts.keep_work = keep_work
+    log.info(
+        "compiling %d files (%.1f MB) with %d tasks on %d %s workers, %d buckets per domain, seed %d, tokenizer %s",
+        len(files), total_bytes / 1e6, opts.tasks, opts.workers, opts.kind, settings.buckets, seed, counter.name,
+    )  # fmt: skip
+    if out_dir is None:
+        with tempfile.TemporaryDirectory(prefix="acc-compile-") as tmp:
+            run_pipeline(settings, files, Path(tmp), opts)
+            result = CompileResult.from_folder(tmp)
+            result.records, result.rejects  # noqa: B018 (read now: the folder goes away)
+            result.folder = None
+            return result
+    if not run_pipeline(settings, files, Path(out_dir), opts):
+        return CompileResult.submitted(settings)
+    result = CompileResult.from_folder(out_dir)
     for dom, c in result.counts.items():
         level = logging.INFO if c.balanced else logging.ERROR
         log.log(level, "%s: n_in %d == records %d + rejected %d", dom, c.n_in, c.n_records, c.n_rejected)
-    if out_dir is not None:
-        from dataset_builder.writer import write_dataset
-
-        write_dataset(out_dir, result)
     return result
+
+
+def input_size(path: str) -> int:
+    from dataset_builder.readers.hub import hub_filesystem, is_hub_url
+
+    return int(hub_filesystem().info(path).get("size") or 0) if is_hub_url(path) else os.path.getsize(path)
 
 
 def _parse_domains(domain: str | list[str] | None) -> tuple[str, ...]:

@@ -17,7 +17,6 @@ import argparse
 import logging
 import shlex
 import sys
-from collections import Counter
 from pathlib import Path
 
 from dataset_builder.budget import MAX_LENGTH, MAX_REASONING_RESERVE, parse_size
@@ -67,7 +66,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"most {MAX_REASONING_RESERVE}, while a short window keeps at least half of itself for the prompt). A longer "
         "trace makes acc traces drop distractors, never gold evidence",
     )
-    parser.add_argument("--num-proc", type=int, default=1, metavar="N", help="processes reading files (same output)")
+    run = parser.add_argument_group("running at scale (datatrove; the output is the same bytes whatever these are)")
+    run.add_argument(
+        "--executor",
+        choices=("local", "slurm", "ray"),
+        default="local",
+        help="local: processes on this machine (default); slurm: one job array per stage, chained; ray: the Ray "
+        "cluster at $RAY_ADDRESS, or a local one started here (pip install 'acc-hf[ray]')",
+    )
+    run.add_argument(
+        "--tasks",
+        type=int,
+        metavar="N",
+        help="tasks the input files (and then the filler buckets) are split into; a killed run started again redoes "
+        "only unfinished tasks (default: 4 per worker, at most one per file)",
+    )
+    run.add_argument(
+        "--workers",
+        "--num-proc",
+        type=int,
+        metavar="W",
+        help="tasks running at once (default: one per 2 cores, the tokenizer uses 2 threads)",
+    )
+    run.add_argument(
+        "--buckets",
+        type=int,
+        metavar="B",
+        help="filler buckets per domain (same repository / database / question share one); a bucket is assembled "
+        "in memory (default: one per 32 MB of input, at most 4096)",
+    )
+    run.add_argument("--keep-work", action="store_true", help="keep OUT/.acc-work's intermediate files after the run")
+    run.add_argument("--partition", help="slurm: partition")
+    run.add_argument("--slurm-time", default="04:00:00", metavar="HH:MM:SS", help="slurm: time limit per task")
+    run.add_argument("--cpus-per-task", type=int, default=2, metavar="N", help="slurm / ray: CPUs per task")
+    run.add_argument("--mem-per-cpu-gb", type=float, default=4, metavar="GB", help="slurm / ray: memory per CPU")
+    run.add_argument(
+        "--env-command",
+        default="",
+        metavar="CMD",
+        help="slurm: shell command that activates the environment in each job (default: this virtualenv)",
+    )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of budgets, distractors and order")
     parser.add_argument(
         "--test-size",
@@ -90,19 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--page-cache", type=Path, metavar="DIR", help="search: full page texts for truncated pages")
     parser.add_argument(
-        "--samples",
-        action="store_true",
-        help="compile the trajectories bundled with acc-hf (also the default without INPUTs)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details (each file, each reject)")
-
-
-def sample_inputs() -> tuple[list[Path], dict[str, Path]]:
-    """The bundled sample trajectories and the resources they need (database dir, repository, page cache)."""
-    dirs = [SAMPLES_DIR / d for d in ("search", "sql", "swe") if (SAMPLES_DIR / d).is_dir()]
-    if not dirs:
-        "--tasks",
+        "--task-table",
         metavar="SOURCE",
         help="task table joined on instance id (parquet / jsonl / directory / hf://datasets/ORG/NAME, e.g. SWE-bench, "
         "SWE-rebench, BIRD): repo, base commit and gold patch / SQL / answer; unresolved SWE runs then answer with "
@@ -117,6 +143,36 @@ def sample_inputs() -> tuple[list[Path], dict[str, Path]]:
         help="at most N runs of one task instance, the first read (default 8; 0: no cap)",
     )
     parser.add_argument(
+        "--samples",
+        action="store_true",
+        help="compile the trajectories bundled with acc-hf (also the default without INPUTs)",
+    )
+    parser.add_argument(
+        "--secrets",
+        choices=("redact", "drop", "off"),
+        default="redact",
+        help="credentials and personal data found in a record (API keys, tokens, private keys, passwords, emails, "
+        "public IPs, user names in home paths): redact = typed placeholders like <SECRET:aws_access_key> (default); "
+        "drop = the record becomes a reject naming the types; off = no scan (recorded in the card)",
+    )
+    parser.add_argument(
+        "--secrets-allowlist", metavar="FILE", help="known-public values (one per line) the secret scan leaves alone"
+    )
+    parser.add_argument(
+        "--distractors",
+        choices=("close", "random", "mix"),
+        default="mix",
+        help="order filler is chosen in: close (BM25 similarity to the question and gold pages: hard distractors), "
+        "random, or mix (default: each pick close or random by a seeded coin flip); for ablations",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (each file, each reject)")
+
+
+def sample_inputs() -> tuple[list[Path], dict[str, Path]]:
+    """The bundled sample trajectories and the resources they need (database dir, repository, page cache)."""
+    dirs = [SAMPLES_DIR / d for d in ("search", "sql", "swe") if (SAMPLES_DIR / d).is_dir()]
+    if not dirs:
         raise FileNotFoundError(
             f"the bundled samples are missing ({SAMPLES_DIR} has no search/, sql/ or swe/); reinstall acc-hf or pass INPUTs"
         )
@@ -142,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     from dataset_builder.budget import parse_budgets
     from dataset_builder.compile import compile_trajectories
     from dataset_builder.domains import DomainOptions
+    from dataset_builder.pipeline.run import ExecutorOptions
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -161,16 +218,17 @@ def run(args: argparse.Namespace) -> int:
             db_dir=args.db_dir or resources.get("db_dir"),
             db_urls=parse_db_urls(args.db_url),
             page_cache_dir=args.page_cache or resources.get("page_cache_dir"),
-            tasks=args.tasks,
+            tasks=args.task_table,
             only_resolved=args.only_resolved,
             max_per_instance=max(0, args.max_per_instance),
         )
-        if args.num_proc < 1:
-            raise ValueError("--num-proc must be >= 1")
-        if args.tasks:
+        for name in ("tasks", "workers", "buckets"):
+            if getattr(args, name) is not None and getattr(args, name) < 1:
+                raise ValueError(f"--{name} must be >= 1")
+        if args.task_table:
             from dataset_builder.readers.tasks import load_tasks
 
-            load_tasks(args.tasks)  # a task table that cannot be read is a usage error, before any work
+            load_tasks(args.task_table)  # a task table that cannot be read is a usage error, before any work
         max_length = parse_size(args.max_length)
         reserve = parse_size(args.reasoning_reserve) if args.reasoning_reserve is not None else None
         budgets = parse_budgets(args.budget, max_length)
@@ -184,31 +242,67 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             max_length=max_length,
             reasoning_reserve=reserve,
-            num_proc=args.num_proc,
+            tasks=args.tasks,
+            workers=args.workers,
+            buckets=args.buckets,
+            executor=ExecutorOptions(
+                kind=args.executor,
+                partition=args.partition or "",
+                time=args.slurm_time,
+                cpus_per_task=args.cpus_per_task,
+                mem_per_cpu_gb=args.mem_per_cpu_gb,
+                env_command=args.env_command,
+            ),
+            keep_work=args.keep_work,
             domain_options=opts,
             progress=not args.no_progress,
             command=command_line(args),
             test_size=args.test_size,
+            secrets=args.secrets,
+            secrets_allowlist=args.secrets_allowlist,
+            distractors=args.distractors,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.executor == "slurm" and not result.counts:
+        logs = Path(args.out) / ".acc-work" / "logs"
+        print(f"submitted 4 chained Slurm job arrays (read, pool, assemble, finalize); logs and scripts in {logs}")
+        print("when they are done, run the same command again to print the summary (finished tasks are not redone)")
+        return 0
     print(summary_table(result))
-    print(f"\nwrote {args.out}: {len(result.records)} records, rejects in {Path(args.out) / 'rejects.jsonl'}")
+    n_records = sum(c.n_records for c in result.counts.values())
+    print(f"\nwrote {args.out}: {n_records} records, rejects in {Path(args.out) / 'rejects.jsonl'}")
+    print(secrets_line(args.out))
     if args.test_size:
-        from dataset_builder.writer import split_of
+        from dataset_builder.pipeline.layout import read_stats
 
-        held = Counter(r.domain for r in result.records if split_of(r, args.test_size, args.seed) == "test")
+        domains = read_stats(args.out)["domains"]
+        held = {d: s["splits"]["test"]["n_records"] for d, s in domains.items() if "test" in s.get("splits", {})}
         per_domain = ", ".join(f"{d} {n}" for d, n in sorted(held.items())) or "none"
         print(f"test split (--test-size {args.test_size:g}): {sum(held.values())} records ({per_domain})")
     if not result.balanced:
         print("error: inputs != records + rejects (a bug: please report it with stats.json)", file=sys.stderr)
         return 1
     n_in = sum(c.n_in for c in result.counts.values())
-    if n_in == 0 or all(r.stage == "read" for r in result.rejects) and not result.records:
+    if n_in == 0 or n_records == 0 and all(r.stage == "read" for r in result.rejects):
         print("error: nothing readable: no trajectory could be read from the inputs", file=sys.stderr)
         return 1
     return 0
+
+
+def secrets_line(out: str) -> str:
+    """One line on the secret scan of the run (from stats.json)."""
+    from dataset_builder.pipeline.layout import read_stats
+
+    s = read_stats(out).get("secrets") or {}
+    if s.get("policy") == "off":
+        return "secrets: NOT scanned (--secrets off); the card says so"
+    types = ", ".join(f"{t} {n}" for t, n in (s.get("by_type") or {}).items()) or "none found"
+    return (
+        f"secrets ({s.get('policy')}): {s.get('n_findings', 0)} findings in {s.get('n_records_with_findings', 0)} "
+        f"records ({types}); locations in {Path(out) / 'secrets.jsonl'} (local, never pushed)"
+    )
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -222,19 +316,22 @@ def command_line(args: argparse.Namespace) -> str:
         *[("--budget", b) for b in args.budget],
         ("--max-length", args.max_length if parse_size(args.max_length) != MAX_LENGTH else None),
         ("--reasoning-reserve", args.reasoning_reserve),
-        ("--num-proc", args.num_proc if args.num_proc != 1 else None),
+        ("--buckets", args.buckets),  # (executor, tasks and workers do not change the output: not recorded)
         ("--seed", args.seed if args.seed else None),
         ("--test-size", args.test_size if args.test_size else None),
         ("--repos", args.repos),
         ("--db-dir", args.db_dir),
         *[("--db-url", u.split("=", 1)[0] + "=...") for u in args.db_url],  # URLs may hold passwords
         ("--page-cache", args.page_cache),
+        ("--task-table", args.task_table),
+        ("--only-resolved", args.only_resolved),
+        ("--max-per-instance", args.max_per_instance if args.max_per_instance != 8 else None),
+        ("--secrets", args.secrets if args.secrets != "redact" else None),
+        ("--secrets-allowlist", Path(args.secrets_allowlist).name if args.secrets_allowlist else None),
+        ("--distractors", args.distractors if args.distractors != "mix" else None),
     ]:
         if value is True:
             parts.append(flag)
-        ("--tasks", args.tasks),
-        ("--only-resolved", args.only_resolved),
-        ("--max-per-instance", args.max_per_instance if args.max_per_instance != 8 else None),
         elif value not in (None, False, ""):
             parts += [flag, str(value)]
     return " ".join(shlex.quote(str(p)) for p in parts)

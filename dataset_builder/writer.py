@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,34 +29,34 @@ ROW_GROUP_BYTES = 64 * 2**20
 CARD_TEMPLATE = "dataset_card.md.j2"
 
 
-def write_dataset(out_dir: str | Path, result, *, license: str = "other", pretty_name: str | None = None) -> dict:
-    """Write everything for a `compile.CompileResult`; returns the stats written to stats.json."""
+def write_dataset(out_dir: str | Path, result, *, license: str = "other") -> dict:
+    """Write a dataset from records in memory (a `compile.CompileResult`), through the same steps as a compile:
+    they are staged as one bucket of the pipeline's work folder, then `finalize_step.write_output` writes the shards,
+    rejects, stats, plots and card. Returns the stats written to stats.json."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataset_builder.pipeline.finalize_step import write_output
+    from dataset_builder.pipeline.layout import WorkLayout, write_json, write_lines
+    from dataset_builder.pipeline.read_step import reject_line
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in [*out.glob("data/*/*-*-of-*.parquet"), *out.glob("plots/*_lengths.png")]:
-        old.unlink()
+    layout = WorkLayout(out)
+    import shutil
+
+    shutil.rmtree(layout.work, ignore_errors=True)
     test_size, seed = float(result.settings.get("test_size") or 0.0), int(result.settings.get("seed") or 0)
-    by_domain = {d: [r for r in result.records if r.domain == d] for d in DOMAINS}
-    parts = {d: split_records(recs, test_size, seed) for d, recs in by_domain.items() if recs}
-    shards = {d: {split: write_shards(out, d, recs, split) for split, recs in p.items()} for d, p in parts.items()}
-    write_rejects(out / "rejects.jsonl", result.rejects)
-    stats = compute_stats(result, {d: [f for paths, _ in w.values() for f in paths] for d, w in shards.items()}, out)
-    for d, written in shards.items():
-        stats["domains"][d]["dataset_bytes"] = sum(nbytes for _, nbytes in written.values())
-        stats["domains"][d]["splits"] = {
-            split: {
-                "n_records": len(parts[d][split]),
-                "dataset_bytes": nbytes,
-                "num_bytes": sum((out / f).stat().st_size for f in paths),
-            }
-            for split, (paths, nbytes) in written.items()
-        }
-    stats["license"] = license
-    (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    for d, recs in by_domain.items():
-        if recs:
-            plot_lengths(out / "plots" / f"{d}_lengths.png", d, recs)
-    write_card(out, license=license, pretty_name=pretty_name)
+    for domain in DOMAINS:
+        for split in SPLITS:
+            rows = [r.to_row() for r in result.records if r.domain == domain and split_of(r, test_size, seed) == split]
+            if rows:
+                path = layout.records(domain, split) / "00000.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema()), path)
+    write_lines(layout.rejects("memory", "00000"), [reject_line(r, (0, i)) for i, r in enumerate(result.rejects)])
+    write_json(layout.counts("read", "00000"), {"n_in": {d: c.n_in for d, c in result.counts.items()}})
+    stats = write_output(out, result.settings, license)
+    shutil.rmtree(layout.work, ignore_errors=True)
     return stats
 
 
@@ -84,44 +83,67 @@ def split_of(record: ACCRecord, test_size: float, seed: int) -> str:
     return "test" if draw < test_size else "train"
 
 
-def split_records(records: list[ACCRecord], test_size: float, seed: int) -> dict[str, list[ACCRecord]]:
-    """The non-empty splits of one domain's records, each in input order."""
-    parts: dict[str, list[ACCRecord]] = {split: [] for split in SPLITS}
-    for r in records:
-        parts[split_of(r, test_size, seed)].append(r)
-    return {split: recs for split, recs in parts.items() if recs}
+class ShardWriter:
+    """Parquet shards of one domain's split, filled in order and cut by text size (`MAX_SHARD_BYTES`); row groups of
+    about `ROW_GROUP_BYTES`. Rows stream through: at most one row group is held in memory."""
+
+    def __init__(self, out: Path, domain: str, split: str):
+        self.out, self.domain, self.split = out, domain, split
+        self.paths: list[Path] = []
+        self.arrow_bytes = 0
+        self._writer = None
+        self._shard_bytes = 0
+        self._rows: list[dict] = []
+        self._rows_bytes = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        size = row_bytes(row)
+        started = self._writer is not None or self._rows
+        if started and self._shard_bytes + self._rows_bytes + size > MAX_SHARD_BYTES:
+            self._flush()
+            self._close()
+        self._rows.append(row)
+        self._rows_bytes += size
+        if self._rows_bytes >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._rows:
+            return
+        table = pa.Table.from_pylist(self._rows, schema=arrow_schema())
+        if self._writer is None:
+            path = self.out / "data" / self.domain / f".{self.split}-{len(self.paths):05d}.parquet.tmp"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.paths.append(path)
+            self._writer = pq.ParquetWriter(path, arrow_schema(), compression="zstd")
+        self._writer.write_table(table, row_group_size=len(self._rows))
+        self.arrow_bytes += table.nbytes
+        self._shard_bytes += self._rows_bytes
+        self._rows, self._rows_bytes = [], 0
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer, self._shard_bytes = None, 0
+
+    def close(self) -> list[str]:
+        """Finish the last shard and give every shard its final name (`train-00000-of-00003.parquet`)."""
+        self._flush()
+        self._close()
+        final = []
+        for k, tmp in enumerate(self.paths):
+            rel = f"data/{self.domain}/{self.split}-{k:05d}-of-{len(self.paths):05d}.parquet"
+            tmp.replace(self.out / rel)
+            final.append(rel)
+        return final
 
 
-def write_shards(out: Path, domain: str, records: list[ACCRecord], split: str = "train") -> tuple[list[str], int]:
-    """Parquet shards of one domain's split, by text size; returns their paths relative to `out` and the arrow size."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    sizes = [_row_bytes(r) for r in records]
-    groups: list[list[int]] = [[]]
-    total = 0
-    for i, size in enumerate(sizes):
-        if groups[-1] and total + size > MAX_SHARD_BYTES:
-            groups.append([])
-            total = 0
-        groups[-1].append(i)
-        total += size
-    schema = arrow_schema()
-    paths, nbytes = [], 0
-    for k, idx in enumerate(groups):
-        rel = f"data/{domain}/{split}-{k:05d}-of-{len(groups):05d}.parquet"
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pylist([records[i].to_row() for i in idx], schema=schema)
-        nbytes += table.nbytes
-        avg = max(1, sum(sizes[i] for i in idx) // len(idx))
-        pq.write_table(table, path, compression="zstd", row_group_size=max(1, min(1000, ROW_GROUP_BYTES // avg)))
-        paths.append(rel)
-    return paths, nbytes
-
-
-def _row_bytes(r: ACCRecord) -> int:
-    return 2 * len(r.context) + sum(len(p.text) for p in r.pieces) + len(r.answer) + len(r.reasoning) + 1024
+def row_bytes(row: dict[str, Any]) -> int:
+    text = sum(len(p["text"]) for p in row["pieces"])
+    return 2 * len(row["context"]) + text + len(row["answer"]) + len(row["reasoning"]) + 1024
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:
@@ -130,7 +152,7 @@ def write_rejects(path: Path, rejects: list[Reject]) -> None:
             f.write(rej.to_json() + "\n")
 
 
-def _summary(values: list[int]) -> dict[str, float]:
+def summary(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
     return {
@@ -142,44 +164,7 @@ def _summary(values: list[int]) -> dict[str, float]:
     }
 
 
-def compute_stats(result, shards: dict[str, list[str]], out: Path) -> dict[str, Any]:
-    from dataset_builder.budget import length_stats
-
-    domains: dict[str, Any] = {}
-    for dom, c in result.counts.items():
-        recs = [r for r in result.records if r.domain == dom]
-        domains[dom] = {
-            "n_in": c.n_in,
-            "n_records": c.n_records,
-            "n_rejected": c.n_rejected,
-            "balanced": c.balanced,
-            "context_tokens": _summary([r.n_tokens for r in recs]),
-            "budget": _summary([r.budget for r in recs]),
-            "gold_fraction": _summary([json.loads(r.meta).get("gold_fraction", 0) for r in recs]),
-            "reject_reasons": dict(c.reasons.most_common()),
-            "shards": shards.get(dom, []),
-            "num_bytes": sum((out / s).stat().st_size for s in shards.get(dom, [])),
-        }
-    reasons = Counter()
-    for c in result.counts.values():
-        reasons.update(c.reasons)
-    return {
-        "n_in": sum(c.n_in for c in result.counts.values()),
-        "n_records": len(result.records),
-        "n_rejected": len(result.rejects),
-        "balanced": result.balanced,
-        "domains": domains,
-        "reject_reasons": dict(reasons.most_common()),
-        "settings": result.settings,
-        "length": length_stats(
-            result.settings.get("max_length"),
-            result.settings.get("reasoning_reserve"),
-            [json.loads(r.meta).get("row_tokens", 0) for r in result.records],
-        ),
-    }
-
-
-def plot_lengths(path: Path, domain: str, records: list[ACCRecord]) -> None:
+def plot_lengths(path: Path, domain: str, budgets: list[int], n_tokens: list[int]) -> None:
     """Histogram of context tokens and budgets (half-octave bins over 512-128k tokens)."""
     import matplotlib
 
@@ -189,12 +174,12 @@ def plot_lengths(path: Path, domain: str, records: list[ACCRecord]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     bins = [2 ** (k / 2) for k in range(18, 36)]  # 512 .. 131072, half-octave bins
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    ax.hist([r.budget for r in records], bins=bins, alpha=0.5, label="budget")
-    ax.hist([r.n_tokens for r in records], bins=bins, alpha=0.7, label="context tokens")
+    ax.hist(budgets, bins=bins, alpha=0.5, label="budget")
+    ax.hist(n_tokens, bins=bins, alpha=0.7, label="context tokens")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("tokens")
     ax.set_ylabel("records")
-    ax.set_title(f"{domain}: {len(records)} records")
+    ax.set_title(f"{domain}: {len(n_tokens)} records")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})

@@ -34,11 +34,10 @@ class DomainOptions:
     db_dir: Path | None = None  # sql: database files (sqlite), matched by db_id
     db_urls: dict[str, str] = field(default_factory=dict)  # sql: db_id -> SQLAlchemy URL (any engine)
     page_cache_dir: Path | None = None  # search: full page texts by url (see domains/search.py)
-    # task tables and run selection (readers/tasks.py): --tasks SOURCE, --only-resolved, --max-per-instance N
+    # task tables and run selection (readers/tasks.py): --task-table SOURCE, --only-resolved, --max-per-instance N
     tasks: str | None = None  # a task table (parquet / jsonl / directory / hf://) joined on instance id
     only_resolved: bool = False
     max_per_instance: int = 0  # 0: no cap
-    instance_counts: dict = field(default_factory=dict, repr=False, compare=False)  # runs seen per instance
 
 
 @dataclass

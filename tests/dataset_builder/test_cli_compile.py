@@ -66,7 +66,7 @@ def test_summary_table_accounts_for_every_input(tmp_path, capsys):
         (["--format", "nope"], "unknown format 'nope'"),
         (["--db-url", "chinook"], "expected DB_ID=URL"),
         (["--repos", "/nonexistent/repos"], "--repos /nonexistent/repos: not a directory"),
-        (["--num-proc", "0"], "--num-proc must be >= 1"),
+        (["--workers", "0"], "--workers must be >= 1"),
         (["/nonexistent/trajectories.jsonl"], "input not found"),
     ],
 )

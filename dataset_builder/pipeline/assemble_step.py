@@ -1,0 +1,142 @@
+"""Stage `assemble`: this task's buckets -> ACC records (budget, distractors, shuffle, render), one file per bucket
+and split, rows in origin order. Filler comes from the bucket first (same repository / database), then from the
+domain's reservoir."""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from dataset_builder.pipeline.layout import WorkLayout, write_atomic, write_json, write_lines
+from dataset_builder.pipeline.read_step import reject_line
+from dataset_builder.pipeline.settings import CompileSettings
+from dataset_builder.schema import ACCRecord, Reject
+
+
+def load_bucket(folder: Path) -> list:
+    """((file index, item index), compiled trajectory) of the bucket, in input order (whatever task wrote them)."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for part in sorted(folder.glob("*.parquet")):
+        table = pq.read_table(part)
+        order = zip(table.column("file_index").to_pylist(), table.column("item_index").to_pylist())
+        rows.extend(zip(order, table.column("item").to_pylist()))
+    rows.sort(key=lambda r: r[0])
+    return [(order, pickle.loads(payload)) for order, payload in rows]
+
+
+def cap_per_instance(items: list, cap: int) -> tuple[list, list[Reject]]:
+    """--max-per-instance: the first `cap` runs (in origin order) of each task instance; the others are rejects.
+    All runs of an instance share a bucket (same repository / database / question), so this is exact."""
+    if cap <= 0:
+        return items, []
+    seen: Counter = Counter()
+    kept, rejects = [], []
+    for order, item in items:
+        instance = str(item.traj.meta.get("instance_id") or item.traj.id)
+        seen[instance] += 1
+        if seen[instance] > cap:
+            reason = f"run {seen[instance]} of instance {instance}: over --max-per-instance {cap}"
+            rejects.append(
+                reject_line(
+                    Reject(item.traj.origin, reason, item.traj.source, item.traj.domain, stage="compile"), order
+                )
+            )
+        else:
+            kept.append((order, item))
+    return kept, rejects
+
+
+class AssembleBuckets(PipelineStep):
+    name = "assemble"
+    type = "ACC"
+
+    def __init__(self, settings: CompileSettings, out: str, progress: bool = True):
+        super().__init__()
+        self.settings, self.out, self.progress = settings, out, progress
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from tqdm.auto import tqdm
+
+        from dataset_builder.pipeline.pool_step import load_pool
+        from dataset_builder.tokens import token_counter
+
+        layout, s = WorkLayout(Path(self.out)), self.settings
+        counter = token_counter(s.tokenizer)
+        pool_tokens: dict[str, int] = {}
+        reservoir = {d: load_pool(layout.pool(d), pool_tokens) for d in s.domains}
+        mine = layout.buckets()[rank::world_size]
+        for domain, bucket in tqdm(mine, desc=f"assemble [{rank}]", unit="bucket", disable=not self.progress):
+            with self.track_time("bucket"):
+                self.assemble_bucket(layout, domain, bucket, counter, reservoir, pool_tokens)
+        return data
+
+    def assemble_bucket(self, layout, domain, bucket, counter, reservoir, pool_tokens) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from dataset_builder.assemble import Assembler
+        from dataset_builder.writer import arrow_schema, split_of
+
+        s = self.settings
+        ordered, capped = cap_per_instance(load_bucket(layout.evidence(domain, bucket)), s.options.max_per_instance)
+        items = [item for _, item in ordered]
+        assembler = Assembler(
+            counter,
+            s.budgets,
+            s.seed,
+            max_length=s.max_length,
+            reasoning_reserve=s.reasoning_reserve,
+            distractors=s.distractors,
+        )
+        assembler._text_tokens.update(pool_tokens)  # the reservoir was counted once, by the pool stage
+        records: list[ACCRecord] = []
+        rejects: list[str] = capped
+        seen_ids: dict[str, str] = {}
+        outs = assembler.assemble(items, reservoir={domain: reservoir.get(domain, [])})
+        for (order, item), out in zip(ordered, outs):
+            if isinstance(out, ACCRecord) and out.id in seen_ids:
+                reason = f"duplicate trajectory: same source, id and origin as {seen_ids[out.id]}"
+                out = Reject(item.traj.origin, reason, item.traj.source, item.traj.domain, stage="compile")
+            if isinstance(out, Reject):
+                rejects.append(reject_line(out, order))
+                self.stat_update("rejected")
+            else:
+                seen_ids[out.id] = item.traj.origin
+                records.append(out)
+                self.stat_update("records")
+                self.stat_update("context_tokens", value=out.n_tokens, unit="record")
+        dropped: list[Reject] = []
+        records = self.scan_secrets(layout, domain, bucket, records, dropped, counter, seen_ids)
+        order_of = {item.traj.origin: order for order, item in ordered}
+        rejects.extend(reject_line(r, order_of.get(r.origin, (-1, -1))) for r in dropped)
+        splits: dict[str, list[ACCRecord]] = {}
+        for rec in records:
+            splits.setdefault(split_of(rec, s.test_size, s.seed), []).append(rec)
+        key = f"{domain}-{bucket:05d}"
+        for split in ("train", "test"):
+            path = layout.records(domain, split) / f"{bucket:05d}.parquet"
+            if split not in splits:
+                path.unlink(missing_ok=True)
+                continue
+            table = pa.Table.from_pylist([r.to_row() for r in splits[split]], schema=arrow_schema())
+            write_atomic(path, lambda p, t=table: pq.write_table(t, p, compression="zstd"))
+        write_lines(layout.rejects("assemble", key), rejects)
+
+    def scan_secrets(self, layout, domain, bucket, records, rejects, counter, origins) -> list[ACCRecord]:
+        """Credentials and personal data: redacted, or the record dropped to `rejects` (`secrets/`); the task's
+        findings go to the work folder, for the finalize stage's stats.json, card and secrets.jsonl."""
+        from dataset_builder.secrets import scan_run
+
+        s = self.settings
+        kept, report = scan_run(
+            records, rejects, policy=s.secrets, counter=counter, allowlist=s.secrets_allowlist, origins=origins,
+            max_length=s.max_length, reasoning_reserve=s.reasoning_reserve,
+        )  # fmt: skip
+        write_json(layout.work / "secrets" / f"{domain}-{bucket:05d}.json", report.to_json())
+        self.stat_update("secrets_found", value=len(report.findings))
+        return kept

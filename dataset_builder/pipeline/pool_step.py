@@ -1,0 +1,64 @@
+"""Stage `pool`: the read tasks' reservoir candidates -> one filler reservoir per domain, with token counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from dataset_builder.pipeline.layout import WorkLayout, write_atomic
+from dataset_builder.pipeline.read_step import Reservoir, read_candidates
+from dataset_builder.pipeline.settings import CompileSettings
+
+
+class MergePool(PipelineStep):
+    name = "filler reservoir"
+    type = "ACC"
+
+    def __init__(self, settings: CompileSettings, out: str):
+        super().__init__()
+        self.settings, self.out = settings, out
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from dataset_builder.assemble import FOOTER, PLACEHOLDER_INDEX, header
+        from dataset_builder.schema import Piece
+        from dataset_builder.tokens import token_counter
+
+        layout, s = WorkLayout(Path(self.out)), self.settings
+        counter = token_counter(s.tokenizer)
+        for domain in s.domains:
+            reservoir = Reservoir(s.pool_pieces, s.pool_chars)
+            for path in sorted(layout.candidates(domain).glob("*.parquet")):
+                for entry in read_candidates(path):
+                    reservoir.add(entry)
+            entries = reservoir.entries()
+            self.stat_update(f"{domain}_pieces", value=len(entries))
+            frames = [header(PLACEHOLDER_INDEX, Piece(e.kind, e.title, "")) + FOOTER for e in entries]
+            text_tokens = counter.count_batch([e.text for e in entries]) if entries else []
+            frame_tokens = counter.count_batch(frames) if entries else []
+            cols = {c: [getattr(e, c) for e in entries] for c in ("rank", "kind", "title", "text", "question", "group")}
+            table = pa.table({**cols, "text_tokens": text_tokens, "frame_tokens": frame_tokens})
+            write_atomic(layout.pool(domain), lambda p, t=table: pq.write_table(t, p, compression="zstd"))
+        return data
+
+
+def load_pool(path: Path, seen_tokens: dict[str, int]):
+    """The reservoir as assembly candidates (see `assemble.Candidate`); fills `seen_tokens` with its counts."""
+    import pyarrow.parquet as pq
+
+    from dataset_builder.assemble import BOUNDARY_SLACK, FOOTER, PLACEHOLDER_INDEX, Candidate, header
+    from dataset_builder.schema import Piece
+
+    if not path.is_file():
+        return []
+    out = []
+    for row in pq.read_table(path).to_pylist():
+        piece = Piece(row["kind"], row["title"], row["text"])
+        seen_tokens[piece.text] = row["text_tokens"]
+        seen_tokens[header(PLACEHOLDER_INDEX, piece) + FOOTER] = row["frame_tokens"]
+        tokens = row["text_tokens"] + row["frame_tokens"] + BOUNDARY_SLACK
+        out.append(Candidate(piece, tokens, owner=-1, group=row["group"] or None, question=row["question"]))
+    return out
