@@ -29,8 +29,8 @@ EXECUTORS = ("local", "slurm", "ray")
 @dataclass
 class ExecutorOptions:
     kind: str = "local"
-    tasks: int = 1  # read and assemble tasks (pool and finalize run as one task)
-    workers: int = 1  # tasks running at once (local, ray; slurm: array parallelism, -1 = no limit)
+    tasks: int | None = None  # read and assemble tasks (pool and finalize run as one); None: chosen for the machine
+    workers: int | None = None  # tasks at once (local, ray; slurm: array parallelism, -1 = no limit); None: auto
     progress: bool = True
     keep_work: bool = False
     license: str = "other"
