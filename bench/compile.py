@@ -7,7 +7,9 @@ repeat runs, in one process and in turn: (1) `compile_trajectories` in memory (r
 tokenizer alone on the contexts that run produced (`count_batch`, the same batching compile uses); (3) writing the
 dataset (parquet, card, plots). Prints one JSON line per measurement and a summary line with medians:
 trajectories/s, context tokens/s, and compile_time / tokenizer_only_time (the price of everything that is not
-tokenization; 1.0 would mean compiling costs no more than counting the tokens of its output once).
+tokenization; 1.0 would mean compiling costs no more than counting the tokens of its output once). Each repeat also
+compiles the same inputs with `secrets="off"`: `scan_on_over_off` is the compile time with the secret scan (the
+default, `--secrets redact`) over the time without it (goal: <= 1.25).
 
 Dataset rows (`parquet_rows`): the real nebius SWE-agent and SWE-Gym OpenHands rows repeated into one parquet shard
 and one jsonl file (--parquet-rows rows each), read into trajectories with `read_file` (row reader + row layout
@@ -50,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", action="append", default=[], help="as for acc compile (default budgets otherwise)")
     parser.add_argument("--tokenizer", default=None)
     parser.add_argument("--parquet-rows", type=int, default=2000, help="rows of the dataset-row measurement (0: skip)")
+    parser.add_argument(
+        "--no-similarity", action="store_true", help="skip distractor similarity close vs random (bench/contexts.py)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -80,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             tokenizer=args.tokenizer,
         )
         t_compile = time.perf_counter() - t0
+        t0 = time.perf_counter()  # the same compile without the secret scan (--secrets off), side by side
+        compile_trajectories(
+            inputs, None, budgets=args.budget, num_proc=args.num_proc, domain_options=opts, progress=False,
+            tokenizer=args.tokenizer, secrets="off",
+        )  # fmt: skip
+        t_no_scan = time.perf_counter() - t0
         contexts = [r.context for r in result.records]
         t0 = time.perf_counter()
         n_tok = sum(sum(counter.count_batch(contexts[i : i + 16])) for i in range(0, len(contexts), 16))
@@ -104,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             "tokens_per_s": round(n_tok / t_compile),
             "tokenize_only_tokens_per_s": round(n_tok / t_tokenize),
             "compile_over_tokenize": round(t_compile / t_tokenize, 2),
+            "compile_no_scan_s": round(t_no_scan, 3),
+            "scan_on_over_off": round(t_compile / t_no_scan, 3),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -121,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "tokens_per_s": med("tokens_per_s"),
         "tokenize_only_tokens_per_s": med("tokenize_only_tokens_per_s"),
         "compile_over_tokenize": med("compile_over_tokenize"),
+        "scan_on_over_off": med("scan_on_over_off"),
         "write_s": med("write_s"),
     }
     if args.parquet_rows and REAL.is_dir():
@@ -128,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(parquet), flush=True)
         summary["parquet_rows_per_s"] = parquet["parquet_rows_per_s"]
     print(json.dumps(summary), flush=True)
+    if not args.no_similarity and (REAL / "search").is_dir():  # search fixtures compiled per --distractors mode
+        from contexts import distractor_similarity
+
+        print(json.dumps(distractor_similarity([REAL / "search"])), flush=True)
     return 0
 
 
