@@ -1,6 +1,7 @@
 """Compile throughput, and its cost relative to tokenizing the same output text alone, measured side by side.
 
     python bench/compile.py [--inputs DIR ...] [--repeats 3] [--num-proc 1] [--budget swe=32k ...]
+    python bench/compile.py --scale [--sizes 10000,100000] [--workers 2]   (memory and time vs corpus size: scale.py)
 
 Inputs: the real trajectories of ../shared/fixtures/real when present, else the samples bundled with acc-hf. Each
 repeat runs, in one process and in turn: (1) `compile_trajectories` in memory (read, extract, assemble); (2) the
@@ -55,8 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-similarity", action="store_true", help="skip distractor similarity close vs random (bench/contexts.py)"
     )
+    parser.add_argument("--scale", action="store_true", help="synthetic corpora at --sizes instead (bench/scale.py)")
+    parser.add_argument("--sizes", default="10000,100000", help="--scale: corpus sizes (trajectories)")
+    parser.add_argument("--workers", type=int, default=2, help="--scale: compile workers")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.scale:
+        from scale import measure
+
+        return measure([int(s) for s in args.sizes.split(",")], args.workers, args.budget)
 
     from dataset_builder.compile import compile_trajectories
     from dataset_builder.domains import DomainOptions
