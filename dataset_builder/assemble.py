@@ -115,6 +115,7 @@ class Compiled:
     traj: Trajectory
     evidence: Any  # dataset_builder.domains.Evidence
     origin_key: str = ""  # origin relative to the input it was found under (stable across machines)
+    text_tokens: dict[str, int] = field(default_factory=dict)  # counted in the read stage: piece texts and frames
 
 
 @dataclass
@@ -148,6 +149,8 @@ class Assembler:
         """Count all pieces (once per distinct text) and build the per-domain filler pools: the items' own pieces
         plus `reservoir`, candidates from the rest of the corpus whose token counts are already known."""
         pieces = [p for c in items for p in (*c.evidence.gold, *c.evidence.distractors)]
+        for c in items:
+            self._text_tokens.update(c.text_tokens)
         self.count_texts([p.text for p in pieces] + [header(PLACEHOLDER_INDEX, p) + FOOTER for p in pieces])
         self.count_texts([SEPARATOR, str(PLACEHOLDER_INDEX)])
         self._pools = {d: list(cands) for d, cands in (reservoir or {}).items()}
@@ -399,6 +402,21 @@ class Assembler:
 def question_key(question: str) -> str:
     """A short key of the normalized question (case and whitespace folded)."""
     return hashlib.sha1(" ".join(question.lower().split()).encode()).hexdigest()[:16]
+
+
+def count_pieces(items: list[Compiled], counter) -> None:
+    """Count, once per distinct text, every piece's text and frame (header + footer) and keep the counts with each
+    item (`Compiled.text_tokens`), so that later stages (reservoir, assembly) do not count them again."""
+    texts: dict[str, int] = {}
+    for c in items:
+        for p in (*c.evidence.gold, *c.evidence.distractors):
+            texts.setdefault(p.text, 0)
+            texts.setdefault(header(PLACEHOLDER_INDEX, p) + FOOTER, 0)
+    keys = list(texts)
+    texts.update(zip(keys, counter.count_batch(keys)))
+    for c in items:
+        pieces = (*c.evidence.gold, *c.evidence.distractors)
+        c.text_tokens = {t: texts[t] for p in pieces for t in (p.text, header(PLACEHOLDER_INDEX, p) + FOOTER)}
 
 
 def carries_content(piece: Piece) -> bool:

@@ -1,4 +1,5 @@
-"""Stage `pool`: the read tasks' reservoir candidates -> one filler reservoir per domain, with token counts."""
+"""Stage `pool`: the read tasks' reservoir candidates -> one filler reservoir per domain (token counts come along:
+they were counted in the read stage)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,9 @@ class MergePool(PipelineStep):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from dataset_builder.assemble import FOOTER, PLACEHOLDER_INDEX, header
-        from dataset_builder.schema import Piece
-        from dataset_builder.tokens import token_counter
+        from dataset_builder.pipeline.read_step import CANDIDATE_COLUMNS
 
         layout, s = WorkLayout(Path(self.out)), self.settings
-        counter = token_counter(s.tokenizer)
         for domain in s.domains:
             reservoir = Reservoir(s.pool_pieces, s.pool_chars)
             for path in sorted(layout.candidates(domain).glob("*.parquet")):
@@ -36,11 +34,7 @@ class MergePool(PipelineStep):
                     reservoir.add(entry)
             entries = reservoir.entries()
             self.stat_update(f"{domain}_pieces", value=len(entries))
-            frames = [header(PLACEHOLDER_INDEX, Piece(e.kind, e.title, "")) + FOOTER for e in entries]
-            text_tokens = counter.count_batch([e.text for e in entries]) if entries else []
-            frame_tokens = counter.count_batch(frames) if entries else []
-            cols = {c: [getattr(e, c) for e in entries] for c in ("rank", "kind", "title", "text", "question", "group")}
-            table = pa.table({**cols, "text_tokens": text_tokens, "frame_tokens": frame_tokens})
+            table = pa.table({c: [getattr(e, c) for e in entries] for c in CANDIDATE_COLUMNS})
             write_atomic(layout.pool(domain), lambda p, t=table: pq.write_table(t, p, compression="zstd"))
         return data
 

@@ -13,7 +13,16 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
-from dataset_builder.assemble import Compiled, carries_content, filler_group, question_key
+from dataset_builder.assemble import (
+    FOOTER,
+    PLACEHOLDER_INDEX,
+    Compiled,
+    carries_content,
+    count_pieces,
+    filler_group,
+    header,
+    question_key,
+)
 from dataset_builder.pipeline.layout import WorkLayout, write_atomic, write_json, write_lines
 from dataset_builder.pipeline.settings import CompileSettings
 from dataset_builder.schema import Reject
@@ -39,6 +48,8 @@ class ReservoirEntry:
     text: str
     question: str
     group: str
+    text_tokens: int = 0
+    frame_tokens: int = 0  # header + footer of the rendered document
 
 
 class Reservoir:
@@ -89,8 +100,10 @@ class ReadExtract(PipelineStep):
         from tqdm.auto import tqdm
 
         from dataset_builder.compile import UNKNOWN_DOMAIN, read_and_extract
+        from dataset_builder.tokens import token_counter
 
         layout, s = WorkLayout(Path(self.out)), self.settings
+        counter = token_counter(s.tokenizer)
         for stale in layout.work.glob(f"evidence/*/*/{rank:05d}-*.parquet"):  # a killed earlier try of this task
             stale.unlink()
         buffers: dict[tuple[str, int], list[tuple[int, int, bytes]]] = {}
@@ -102,6 +115,7 @@ class ReadExtract(PipelineStep):
         for file_index, (path, base) in tqdm(indexed, desc=f"read [{rank}]", unit="file", disable=not self.progress):
             with self.track_time():
                 result = read_and_extract(path, base, s.fmt, s.domains, s.options)
+                count_pieces([i for i in result.items if not isinstance(i, Reject)], counter)
             for item_index, item in enumerate(result.items):
                 if isinstance(item, Reject):
                     rejects.append(reject_line(item, (file_index, item_index)))
@@ -118,8 +132,12 @@ class ReadExtract(PipelineStep):
                 q, group = question_key(item.traj.question), filler_group(item) or ""
                 for piece in (*item.evidence.gold, *item.evidence.distractors):
                     if carries_content(piece):
-                        rank_ = reservoir_rank(s.seed, piece.text)
-                        reservoirs[domain].add(ReservoirEntry(rank_, piece.kind, piece.title, piece.text, q, group))
+                        frame = item.text_tokens[header(PLACEHOLDER_INDEX, piece) + FOOTER]
+                        entry = ReservoirEntry(
+                            reservoir_rank(s.seed, piece.text), piece.kind, piece.title, piece.text, q, group,
+                            item.text_tokens[piece.text], frame,
+                        )  # fmt: skip
+                        reservoirs[domain].add(entry)
             if buffered > FLUSH_BYTES:
                 self._flush(layout, buffers, rank, part)
                 buffers, buffered, part = {}, 0, part + 1
@@ -146,19 +164,22 @@ def reject_line(reject: Reject, order: tuple[int, int]) -> str:
     return json.dumps({**asdict(reject), "order": list(order)}, ensure_ascii=False, sort_keys=True)
 
 
+CANDIDATE_COLUMNS = ("rank", "kind", "title", "text", "question", "group", "text_tokens", "frame_tokens")
+
+
 def write_candidates(path: Path, entries: list[ReservoirEntry]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cols = ("rank", "kind", "title", "text", "question", "group")
-    table = pa.table({c: [getattr(e, c) for e in entries] for c in cols}, schema=candidate_schema())
+    table = pa.table({c: [getattr(e, c) for e in entries] for c in CANDIDATE_COLUMNS}, schema=candidate_schema())
     write_atomic(path, lambda p: pq.write_table(table, p, compression="zstd"))
 
 
 def candidate_schema():
     import pyarrow as pa
 
-    return pa.schema([(c, pa.string()) for c in ("rank", "kind", "title", "text", "question", "group")])
+    strings = [(c, pa.string()) for c in CANDIDATE_COLUMNS[:6]]
+    return pa.schema([*strings, ("text_tokens", pa.int64()), ("frame_tokens", pa.int64())])
 
 
 def read_candidates(path: Path) -> list[ReservoirEntry]:

@@ -15,6 +15,7 @@ from dataset_builder.schema import DOMAINS
 POOL_PIECES = 4096  # filler reservoir per domain: at most this many pieces ...
 POOL_CHARS = 64 * 2**20  # ... and this many characters (bounds every assemble task's memory)
 BUCKET_INPUT_BYTES = 32 * 2**20  # "auto" buckets: about one bucket per this many input bytes per domain
+MIN_BUCKETS = 8
 MAX_BUCKETS = 4096
 
 
@@ -72,5 +73,6 @@ class CompileSettings:
 
 
 def auto_buckets(total_input_bytes: int) -> int:
-    """Buckets per domain from the corpus size: a bucket is assembled in memory, so it should stay small."""
-    return max(1, min(MAX_BUCKETS, total_input_bytes // BUCKET_INPUT_BYTES))
+    """Buckets per domain from the corpus size: a bucket is assembled in memory, so it should stay small; and at
+    least MIN_BUCKETS, so that assembly has work for several workers (decided by the inputs alone, never the tasks)."""
+    return max(MIN_BUCKETS, min(MAX_BUCKETS, total_input_bytes // BUCKET_INPUT_BYTES))
