@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -363,28 +364,31 @@ class Assembler:
     def assemble(
         self, items: list[Compiled], chunk_size: int = 16, progress=None, reservoir: dict | None = None
     ) -> list[ACCRecord | Reject]:
-        """Records (or budget / duplicate Rejects) for `items`, in order; exact counts are batched per chunk.
-        `reservoir`: per-domain filler candidates from outside `items` (the pipeline's other buckets)."""
+        """Records (or budget / duplicate Rejects) for `items`, in order; see `iter_assemble`."""
+        return list(self.iter_assemble(items, chunk_size, progress, reservoir))
+
+    def iter_assemble(
+        self, items: list[Compiled], chunk_size: int = 16, progress=None, reservoir: dict | None = None
+    ) -> Iterator[ACCRecord | Reject]:
+        """Records (or budget / duplicate Rejects) for `items`, in order, one at a time (exact counts are batched per
+        chunk). `reservoir`: per-domain filler candidates from outside `items` (the pipeline's other buckets)."""
         first: dict[str, int] = {}
         repeat_of: dict[int, int] = {}
         for i, item in enumerate(items):
             repeat_of[i] = first.setdefault(content_key(item), i)
         firsts = [c for i, c in enumerate(items) if repeat_of[i] == i]
-        built = iter(self._assemble(firsts, chunk_size, progress, reservoir))
-        out: list[ACCRecord | Reject] = []
+        built = self._assemble(firsts, chunk_size, progress, reservoir)
         for i, item in enumerate(items):
             if repeat_of[i] == i:
-                out.append(next(built))
+                yield next(built)
                 continue
             reason = f"duplicate: same question, gold evidence and answer as '{items[repeat_of[i]].traj.origin}'"
-            out.append(Reject(item.traj.origin, reason, item.traj.source, item.traj.domain, stage="compile"))
+            yield Reject(item.traj.origin, reason, item.traj.source, item.traj.domain, stage="compile")
             if progress is not None:
                 progress.update(1)
-        return out
 
-    def _assemble(self, items: list[Compiled], chunk_size: int, progress, reservoir) -> list[ACCRecord | Reject]:
+    def _assemble(self, items: list[Compiled], chunk_size: int, progress, reservoir) -> Iterator[ACCRecord | Reject]:
         self.prepare(items, reservoir)
-        out: list[ACCRecord | Reject] = []
         for start in range(0, len(items), chunk_size):
             chunk = items[start : start + chunk_size]
             plans = []
@@ -393,10 +397,9 @@ class Assembler:
             ok = [p for p in plans if not isinstance(p, Reject)]
             counts = iter(self.counter.count_batch([rec.context for rec, _ in ok]))
             for item, p in zip(chunk, plans):
-                out.append(p if isinstance(p, Reject) else self.finish(p[0], p[1], item, next(counts)))
+                yield p if isinstance(p, Reject) else self.finish(p[0], p[1], item, next(counts))
                 if progress is not None:
                     progress.update(1)
-        return out
 
 
 def question_key(question: str) -> str:

@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="B",
         help="filler buckets per domain (same repository / database / question share one); a bucket is assembled "
-        "in memory (default: one per 32 MB of input, at most 4096)",
+        "in memory (default: one per 16 MB of input, at least 8, at most 4096)",
     )
     run.add_argument("--keep-work", action="store_true", help="keep OUT/.acc-work's intermediate files after the run")
     run.add_argument("--partition", help="slurm: partition")

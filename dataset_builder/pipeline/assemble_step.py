@@ -4,13 +4,14 @@ domain's reservoir."""
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections import Counter
 from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
-from dataset_builder.pipeline.layout import WorkLayout, write_atomic, write_json, write_lines
+from dataset_builder.pipeline.layout import WorkLayout, write_json, write_lines
 from dataset_builder.pipeline.read_step import reject_line
 from dataset_builder.pipeline.settings import CompileSettings
 from dataset_builder.schema import ACCRecord, Reject
@@ -51,6 +52,9 @@ def cap_per_instance(items: list, cap: int) -> tuple[list, list[Reject]]:
     return kept, rejects
 
 
+RECORDS_PER_CHUNK = 64  # records held between assembly and the bucket's files
+
+
 class AssembleBuckets(PipelineStep):
     name = "assemble"
     type = "ACC"
@@ -76,11 +80,9 @@ class AssembleBuckets(PipelineStep):
         return data
 
     def assemble_bucket(self, layout, domain, bucket, counter, reservoir, pool_tokens) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         from dataset_builder.assemble import Assembler
-        from dataset_builder.writer import arrow_schema, split_of
+        from dataset_builder.writer import split_of
 
         s = self.settings
         ordered, capped = cap_per_instance(load_bucket(layout.evidence(domain, bucket)), s.options.max_per_instance)
@@ -93,11 +95,25 @@ class AssembleBuckets(PipelineStep):
             reasoning_reserve=s.reasoning_reserve,
             distractors=s.distractors,
         )
-        assembler._text_tokens.update(pool_tokens)  # the reservoir was counted once, by the pool stage
-        records: list[ACCRecord] = []
+        assembler._text_tokens.update(pool_tokens)  # the reservoir was counted in the read stage
         rejects: list[str] = capped
         seen_ids: dict[str, str] = {}
-        outs = assembler.assemble(items, reservoir={domain: reservoir.get(domain, [])})
+        order_of = {item.traj.origin: order for order, item in ordered}
+        writer = SplitWriters(layout, domain, bucket)
+        report = None
+        chunk: list[ACCRecord] = []
+
+        def flush() -> None:  # secrets, then to the bucket's files: at most one chunk of records in memory
+            nonlocal report
+            dropped: list[Reject] = []
+            kept, part = self.scan_secrets(chunk, dropped, counter, seen_ids)
+            report = part if report is None else (report.merge(part) or report)
+            rejects.extend(reject_line(r, order_of.get(r.origin, (-1, -1))) for r in dropped)
+            for rec in kept:
+                writer.add(split_of(rec, s.test_size, s.seed), rec)
+            chunk.clear()
+
+        outs = assembler.iter_assemble(items, reservoir={domain: reservoir.get(domain, [])})
         for (order, item), out in zip(ordered, outs):
             if isinstance(out, ACCRecord) and out.id in seen_ids:
                 reason = f"duplicate trajectory: same source, id and origin as {seen_ids[out.id]}"
@@ -107,36 +123,67 @@ class AssembleBuckets(PipelineStep):
                 self.stat_update("rejected")
             else:
                 seen_ids[out.id] = item.traj.origin
-                records.append(out)
+                chunk.append(out)
                 self.stat_update("records")
                 self.stat_update("context_tokens", value=out.n_tokens, unit="record")
-        dropped: list[Reject] = []
-        records = self.scan_secrets(layout, domain, bucket, records, dropped, counter, seen_ids)
-        order_of = {item.traj.origin: order for order, item in ordered}
-        rejects.extend(reject_line(r, order_of.get(r.origin, (-1, -1))) for r in dropped)
-        splits: dict[str, list[ACCRecord]] = {}
-        for rec in records:
-            splits.setdefault(split_of(rec, s.test_size, s.seed), []).append(rec)
-        key = f"{domain}-{bucket:05d}"
-        for split in ("train", "test"):
-            path = layout.records(domain, split) / f"{bucket:05d}.parquet"
-            if split not in splits:
-                path.unlink(missing_ok=True)
-                continue
-            table = pa.Table.from_pylist([r.to_row() for r in splits[split]], schema=arrow_schema())
-            write_atomic(path, lambda p, t=table: pq.write_table(t, p, compression="zstd"))
-        write_lines(layout.rejects("assemble", key), rejects)
+                if len(chunk) >= RECORDS_PER_CHUNK:
+                    flush()
+        flush()
+        writer.close()
+        if report is not None:
+            write_json(layout.work / "secrets" / f"{domain}-{bucket:05d}.json", report.to_json())
+            self.stat_update("secrets_found", value=len(report.findings))
+        write_lines(layout.rejects("assemble", f"{domain}-{bucket:05d}"), rejects)
 
-    def scan_secrets(self, layout, domain, bucket, records, rejects, counter, origins) -> list[ACCRecord]:
-        """Credentials and personal data: redacted, or the record dropped to `rejects` (`secrets/`); the task's
-        findings go to the work folder, for the finalize stage's stats.json, card and secrets.jsonl."""
+    def scan_secrets(self, records, rejects, counter, origins):
+        """Credentials and personal data: redacted, or the record dropped to `rejects` (`secrets/`); returns the kept
+        records and the findings' report (merged per bucket, for the finalize stage's stats.json, card, secrets.jsonl)."""
         from dataset_builder.secrets import scan_run
 
         s = self.settings
-        kept, report = scan_run(
+        return scan_run(
             records, rejects, policy=s.secrets, counter=counter, allowlist=s.secrets_allowlist, origins=origins,
             max_length=s.max_length, reasoning_reserve=s.reasoning_reserve,
         )  # fmt: skip
-        write_json(layout.work / "secrets" / f"{domain}-{bucket:05d}.json", report.to_json())
-        self.stat_update("secrets_found", value=len(report.findings))
-        return kept
+
+
+class SplitWriters:
+    """The bucket's record files, one per split, written a chunk at a time and renamed into place when complete."""
+
+    def __init__(self, layout: WorkLayout, domain: str, bucket: int):
+        self.layout, self.domain, self.bucket = layout, domain, bucket
+        self._writers: dict = {}
+        self._rows: dict[str, list[dict]] = {}
+
+    def add(self, split: str, record: ACCRecord) -> None:
+        rows = self._rows.setdefault(split, [])
+        rows.append(record.to_row())
+        if len(rows) >= RECORDS_PER_CHUNK:
+            self._write(split)
+
+    def _write(self, split: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from dataset_builder.writer import arrow_schema
+
+        rows = self._rows.get(split)
+        if not rows:
+            return
+        if split not in self._writers:
+            final = self.layout.records(self.domain, split) / f"{self.bucket:05d}.parquet"
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
+            self._writers[split] = (pq.ParquetWriter(tmp, arrow_schema(), compression="zstd"), tmp, final)
+        self._writers[split][0].write_table(pa.Table.from_pylist(rows, schema=arrow_schema()))
+        rows.clear()
+
+    def close(self) -> None:
+        for split in ("train", "test"):
+            self._write(split)
+            if split in self._writers:
+                writer, tmp, final = self._writers[split]
+                writer.close()
+                os.replace(tmp, final)
+            else:
+                (self.layout.records(self.domain, split) / f"{self.bucket:05d}.parquet").unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from dataset_builder.schema import DOMAINS
 
 POOL_PIECES = 4096  # filler reservoir per domain: at most this many pieces ...
 POOL_CHARS = 64 * 2**20  # ... and this many characters (bounds every assemble task's memory)
-BUCKET_INPUT_BYTES = 32 * 2**20  # "auto" buckets: about one bucket per this many input bytes per domain
+BUCKET_INPUT_BYTES = 16 * 2**20  # "auto" buckets: about one bucket per this many input bytes per domain
 MIN_BUCKETS = 8
 MAX_BUCKETS = 4096
 
