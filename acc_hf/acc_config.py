@@ -3,7 +3,7 @@
 ACC samples are long prompt-completion pairs (question + compiled context -> reasoning + answer). The defaults:
 
 * completion-only loss (the context is input, not something to imitate);
-* BFD packing into rows of `max_length` = 131072 tokens, padding-free (no pad tokens, no attention mask);
+* BFD packing into rows of `max_length` = 131072 tokens (`dataset_builder.budget.MAX_LENGTH`, acc compile's default), padding-free (no pad tokens, no attention mask);
 * a sample longer than `max_length` is dropped before packing and counted, never truncated (truncation would cut its
   answer or its question), so `packing_strategy` must stay "bfd" ("bfd_split" and "wrapped" cut samples);
 * batch 1 per device + gradient accumulation: on sdpa the block-diagonal mask is dense in the row length, so one
@@ -20,6 +20,7 @@ from transformers import TrainingArguments
 from trl import SFTConfig
 
 from acc_hf.kernels import ATTN_BACKENDS
+from dataset_builder.budget import MAX_LENGTH
 
 ROPE_TYPES = ("yarn", "linear", "dynamic")
 # transformers 5.23 renamed gradient checkpointing to activation checkpointing; before, only the old name is read.
@@ -63,7 +64,7 @@ class ACCConfig(SFTConfig):
 
     # ACC defaults (overriding SFTConfig / TrainingArguments)
     max_length: int | None = field(
-        default=131072,
+        default=MAX_LENGTH,
         metadata={"help": "Packed row length. ACC samples longer than this are dropped and counted, never truncated."},
     )
     packing: bool = field(default=True, metadata={"help": "Pack samples into rows of `max_length` (BFD)."})

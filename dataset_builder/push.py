@@ -12,6 +12,10 @@ Creates the repository if needed (`HfApi.create_repo(repo_type="dataset", exist_
 example with the repository id, and uploads with `HfApi.upload_folder`: README.md, data/ shards (train and test),
 rejects.jsonl, stats.json and plots/. Shards and plots on the Hub that the local directory no longer has are deleted
 in the same commit, so `load_dataset("my-org/acc-data", "swe")` then reads exactly what `acc compile` wrote.
+Large datasets: with huggingface_hub >= 1.x and hf_xet (a dependency of huggingface_hub), `upload_folder` streams
+files while hashing them, commits in several batches to stay under the Hub's limits, and resumes when run again
+(committed files are skipped, uploaded chunks deduplicated): `acc push` run again after an interruption continues.
+The staging copy links the shards (no copy) and rewrites only the small text files.
 
 The local directory keeps its absolute paths (`acc traces` finds the databases through stats.json), but what goes to
 the Hub names none: in the card, stats.json and rejects.jsonl, paths under the compiled inputs' folders become

@@ -139,6 +139,7 @@ def write_output(out: Path, settings: dict, license: str) -> dict:
         ),
         "domains": domains,
         "reject_reasons": dict(reasons.most_common()),
+        "pipeline": pipeline_counters(layout),
         "settings": settings,
         "license": license,
         "secrets": secrets,
@@ -146,6 +147,21 @@ def write_output(out: Path, settings: dict, license: str) -> dict:
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     write_card(out, license=license)
     return stats
+
+
+def pipeline_counters(layout: WorkLayout) -> dict[str, dict[str, int]]:
+    """datatrove's per-task stats of the stages before this one, summed: counters only (timings differ from run to
+    run and stay in OUT/.acc-work/logs/<stage>/stats.json, so stats.json stays the same bytes)."""
+    out: dict[str, dict[str, int]] = {}
+    for stage in ("read", "pool", "assemble"):
+        totals: Counter = Counter()
+        for path in sorted((layout.logs(stage) / "stats").glob("*.json")):
+            for step in json.loads(path.read_text()):
+                for name, value in step.get("stats", {}).items():
+                    totals[name] += value["total"] if isinstance(value, dict) else value
+        if totals:
+            out[stage] = {k: int(v) for k, v in sorted(totals.items())}
+    return out
 
 
 def iter_rows(path: Path, batch_rows: int = 64):

@@ -204,7 +204,7 @@ def test_gpu_recipe_and_accelerate_configs_parse():
     assert (args.max_length, args.num_train_epochs, args.packing_strategy) == (131072, 4, "bfd")
     assert args.padding_free and args.completion_only_loss and args.activation_checkpointing
     assert (args.attn_backend, args.use_liger_kernel, args.acc_domains) == (
-        "flash_attention_2",
+        "auto",
         True,
         ["search", "swe", "sql"],
     )
