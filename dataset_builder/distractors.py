@@ -42,8 +42,18 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def _tokenize(texts: list[str]) -> list[list[str]]:
+def _bm25s():
+    """bm25s, imported lazily; it sets its logger to DEBUG on import, which would print each index build."""
+    import logging
+
     import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+def _tokenize(texts: list[str]) -> list[list[str]]:
+    bm25s = _bm25s()
 
     return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
 
@@ -52,7 +62,7 @@ class TopicIndex:
     """BM25 over a filler pool's texts (their first INDEX_CHARS characters)."""
 
     def __init__(self, texts: Sequence[str]):
-        import bm25s
+        bm25s = _bm25s()
 
         self.size = len(texts)
         self.retriever = bm25s.BM25()
