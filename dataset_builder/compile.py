@@ -108,39 +108,6 @@ def sum_tokens(domain_stats: dict[str, Any]) -> int:
 # ---------------------------------------------------------------- inputs
 
 
-def expand_inputs(inputs: list[str | Path]) -> list[tuple[str, str]]:
-    """(file, base) for every file under `inputs`, sorted, each once; `base` keys origins (see `origin_key`).
-    `hf://datasets/ORG/NAME[@REV]` inputs expand to their data files (base "": their URL is their origin).
-
-    Raises FileNotFoundError for an input that does not exist (a usage error, not a reject)."""
-    from dataset_builder.readers import is_dataset_file
-    from dataset_builder.readers.hub import is_hub_url, list_hub_files
-
-    out: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for item in inputs:
-        if is_hub_url(str(item)):
-            files, base = list_hub_files(str(item), is_dataset_file), ""
-        else:
-            path = Path(item)
-            if not path.exists():
-                raise FileNotFoundError(f"input not found: {path}")
-            if path.is_dir():
-                files = []
-                for root, dirs, names in os.walk(path):
-                    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                    files.extend(str(Path(root) / n) for n in sorted(names) if not n.startswith("."))
-            else:
-                files = [str(path)]
-            base = str(path.parent)
-        for f in files:
-            key = f if is_hub_url(f) else str(Path(f).resolve())
-            if key not in seen and (is_hub_url(f) or Path(f).is_file()):
-                seen.add(key)
-                out.append((f, base))
-    return out
-
-
 def origin_key(origin: str, path: str, base: str) -> str:
     """The origin with the machine-specific prefix removed, so record ids do not depend on where inputs live."""
     if not base:
@@ -269,6 +236,7 @@ def compile_trajectories(
     from dataset_builder.domains import DomainOptions
     from dataset_builder.pipeline.run import default_tasks_and_workers, run_pipeline
     from dataset_builder.pipeline.settings import CompileSettings, auto_buckets
+    from dataset_builder.readers import input_files
     from dataset_builder.readers.hub import is_hub_url
     from dataset_builder.secrets import check_policy, load_allowlist
     from dataset_builder.tokens import token_counter
@@ -289,7 +257,7 @@ def compile_trajectories(
         counter = token_counter(tokenizer)
     except Exception as err:  # tokenizers raises plain Exceptions for Hub ids it cannot fetch
         raise ValueError(f"cannot load tokenizer {tokenizer!r}: {err}") from err
-    files = expand_inputs(list(inputs))
+    files = input_files(list(inputs))
     total_bytes = sum(input_size(f) for f, _ in files)
     settings = CompileSettings(
         budgets=budget_map,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from dataset_builder.adapters.triage import non_trajectory_reason
-from dataset_builder.compile import compile_trajectories, expand_inputs, reason_class
+from dataset_builder.compile import compile_trajectories, reason_class
+from dataset_builder.readers import input_files
 from dataset_builder.schema import ACCRecord
 from dataset_builder.tokens import token_counter
 
@@ -198,7 +199,7 @@ def test_real_fixtures_every_input_accounted_for(real, tmp_path):
     )
     check_records(result)
     assert result.balanced
-    n_files = sum(1 for _ in expand_inputs([real]))
+    n_files = sum(1 for _ in input_files([real]))
     assert sum(c.n_in for c in result.counts.values()) >= n_files
     assert {"search", "swe"} <= {r.domain for r in result.records}
     by_reason = {reason_class(r.reason) for r in result.rejects}
