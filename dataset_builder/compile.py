@@ -122,12 +122,6 @@ def origin_key(origin: str, path: str, base: str) -> str:
 # ---------------------------------------------------------------- pass 1: read + extract
 
 
-@dataclass
-class FileResult:
-    items: list[Compiled | Reject]
-    n_read: int  # items the file stood for (trajectories + rejects), for the accounting
-
-
 def _adapter_domain(source: str) -> str:
     from dataset_builder.adapters import get_adapter
 
@@ -137,7 +131,9 @@ def _adapter_domain(source: str) -> str:
         return ""
 
 
-def read_and_extract(path: str, base: str, fmt: str | None, domains: tuple[str, ...], opts: Any) -> FileResult:
+def read_and_extract(
+    path: str, base: str, fmt: str | None, domains: tuple[str, ...], opts: Any
+) -> list[Compiled | Reject]:
     """Stage read for one file: every trajectory in it -> Compiled (with evidence) or Reject. Never raises: whatever
     breaks past the adapters' own checks becomes a reject for the rest of the file, with the exception type."""
     items: list[Compiled | Reject] = []
@@ -153,7 +149,7 @@ def read_and_extract(path: str, base: str, fmt: str | None, domains: tuple[str, 
         for i in items:
             if isinstance(i, Reject) and not i.domain:
                 i.domain = next(iter(file_domains))
-    return FileResult(items, len(items))
+    return items
 
 
 def _read_and_extract(path: str, base: str, fmt, domains, opts, items: list) -> None:
@@ -167,7 +163,7 @@ def _read_and_extract(path: str, base: str, fmt, domains, opts, items: list) -> 
     if known:
         items.append(Reject(path, known[0], domain=known[1]))
         return
-    for item in read_file(path if not local else Path(path), fmt):
+    for item in read_file(path, fmt):
         if isinstance(item, Reject):
             if item.reason.startswith("unknown format") and not fmt and local:
                 item.reason = unknown_format_reason(Path(path)) or item.reason

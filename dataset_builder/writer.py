@@ -33,6 +33,8 @@ def write_dataset(out_dir: str | Path, result, *, license: str = "other") -> dic
     """Write a dataset from records in memory (a `compile.CompileResult`), through the same steps as a compile:
     they are staged as one bucket of the pipeline's work folder, then `finalize_step.write_output` writes the shards,
     rejects, stats, plots and card. Returns the stats written to stats.json."""
+    import shutil
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -42,8 +44,6 @@ def write_dataset(out_dir: str | Path, result, *, license: str = "other") -> dic
 
     out = Path(out_dir)
     layout = WorkLayout(out)
-    import shutil
-
     shutil.rmtree(layout.work, ignore_errors=True)
     test_size, seed = float(result.settings.get("test_size") or 0.0), int(result.settings.get("seed") or 0)
     for domain in DOMAINS:

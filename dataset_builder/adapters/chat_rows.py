@@ -21,7 +21,7 @@ from typing import Any
 from dataset_builder.adapters.common import content_text, parse_python_literal
 from dataset_builder.adapters.openai_messages import ROLE_ALIASES
 from dataset_builder.adapters.row_build import Call, Turn
-from dataset_builder.adapters.row_fields import RowFields
+from dataset_builder.adapters.row_fields import RowFields, decode_json
 
 NAME = "chat-rows"
 DOMAIN = None
@@ -45,11 +45,10 @@ def matches(cells: list[list[Any]]) -> bool:
 
 
 def _message(item: Any) -> dict[str, Any] | None:
-    if isinstance(item, str):
-        try:
-            item = json.loads(item)
-        except ValueError:
-            return None
+    try:
+        item = decode_json(item)
+    except ValueError:
+        return None
     return item if isinstance(item, dict) else None
 
 

@@ -80,7 +80,6 @@ class AssembleBuckets(PipelineStep):
         return data
 
     def assemble_bucket(self, layout, domain, bucket, counter, reservoir, pool_tokens) -> None:
-
         from dataset_builder.assemble import Assembler
         from dataset_builder.writer import split_of
 
@@ -107,7 +106,10 @@ class AssembleBuckets(PipelineStep):
             nonlocal report
             dropped: list[Reject] = []
             kept, part = self.scan_secrets(chunk, dropped, counter, seen_ids)
-            report = part if report is None else (report.merge(part) or report)
+            if report is None:
+                report = part
+            else:
+                report.merge(part)
             rejects.extend(reject_line(r, order_of.get(r.origin, (-1, -1))) for r in dropped)
             for rec in kept:
                 writer.add(split_of(rec, s.test_size, s.seed), rec)

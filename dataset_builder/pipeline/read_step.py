@@ -114,9 +114,9 @@ class ReadExtract(PipelineStep):
         indexed = list(enumerate(self.files))[rank::world_size]
         for file_index, (path, base) in tqdm(indexed, desc=f"read [{rank}]", unit="file", disable=not self.progress):
             with self.track_time():
-                result = read_and_extract(path, base, s.fmt, s.domains, s.options)
-                count_pieces([i for i in result.items if not isinstance(i, Reject)], counter)
-            for item_index, item in enumerate(result.items):
+                items = read_and_extract(path, base, s.fmt, s.domains, s.options)
+                count_pieces([i for i in items if not isinstance(i, Reject)], counter)
+            for item_index, item in enumerate(items):
                 if isinstance(item, Reject):
                     rejects.append(reject_line(item, (file_index, item_index)))
                     n_in[item.domain or UNKNOWN_DOMAIN] += 1
