@@ -472,45 +472,90 @@ def build_meta(item: Compiled, **stats) -> str:
     return json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)
 
 
+GOLD_ORDERS = ("gold-first", "gold-last", "gold-middle")
+
+
 def rerender(
     record: ACCRecord,
     *,
     drop_distractors: bool | float = False,
     budget: int | None = None,
+    order: str | None = None,
+    spec: str | None = None,
     tokenizer: str | None = None,
 ) -> ACCRecord:
     """A new record from `record.pieces`: without distractors (True), without a seeded fraction of them (0 < x < 1),
-    and/or cut to a smaller `budget` by dropping distractors (never gold; ValueError if the gold alone is over).
+    cut to a smaller `budget` by dropping seeded random distractors (never gold; ValueError naming the numbers if the
+    gold alone is over), and/or with its pieces placed in `order` (`GOLD_ORDERS`: every gold piece together at the
+    start, the end or the middle of the context; gold and distractors each keep their relative order).
 
-    Piece order is kept; the document indices, token counts, prompt and id are recomputed."""
+    Otherwise the piece order is kept. The documents are numbered 1..n again, the token counts, prompt, meta counts
+    and id are recomputed; `meta["ablation"]` says where the record came from: `from` (the source id), `spec` (or
+    the arguments) and `source_indices` (each document's index in the source context, a re-fitted record's gaps
+    included). The id is a hash of `from` and `spec`. Reasoning, answer and completion are left as they were."""
     from dataset_builder.tokens import token_counter
 
+    if order is not None and order not in GOLD_ORDERS:
+        raise ValueError(f"order {order!r}: expected one of {', '.join(GOLD_ORDERS)}")
     meta = json.loads(record.meta or "{}")
     counter = token_counter(tokenizer or _tokenizer_path(meta.get("tokenizer")))
-    rng = random.Random(f"rerender|{record.id}|{drop_distractors}|{budget}")
-    pieces = list(record.pieces)
-    distractor_idx = [i for i, p in enumerate(pieces) if p.is_distractor]
+    settings = {"drop_distractors": drop_distractors, "budget": budget, "order": order}
+    rng = random.Random(f"rerender|{record.id}|{spec or json.dumps(settings, sort_keys=True)}")
+    refit_indices = (meta.get("refit") or {}).get("indices") or []
+    indices = refit_indices if len(refit_indices) == len(record.pieces) else range(1, len(record.pieces) + 1)
+    docs = list(zip(indices, record.pieces))  # (index in the source context, piece)
+    distractor_idx = [k for k, (_, p) in enumerate(docs) if p.is_distractor]
     if drop_distractors is True:
         drop = set(distractor_idx)
     elif drop_distractors:
         drop = set(rng.sample(distractor_idx, round(len(distractor_idx) * float(drop_distractors))))
     else:
         drop = set()
-    pieces = [p for i, p in enumerate(pieces) if i not in drop]
+    docs = [d for k, d in enumerate(docs) if k not in drop]
+    if order is not None:
+        gold = [d for d in docs if not d[1].is_distractor]
+        rest = [d for d in docs if d[1].is_distractor]
+        cut = {"gold-first": 0, "gold-last": len(rest), "gold-middle": len(rest) // 2}[order]
+        docs = rest[:cut] + gold + rest[cut:]
     target = budget or record.budget
-    context = render_context(pieces)
+    context = render_context([p for _, p in docs])
     n_tokens = counter.count(context)
     while n_tokens > target:
-        left = [i for i, p in enumerate(pieces) if p.is_distractor]
+        left = [k for k, (_, p) in enumerate(docs) if p.is_distractor]
         if not left:
             raise ValueError(f"record {record.id}: gold evidence alone is {n_tokens} tokens, over the budget {target}")
-        pieces.pop(rng.choice(left))
-        context = render_context(pieces)
+        rng.shuffle(left)  # drop by the stored per-piece counts until the estimate fits, then count exactly again
+        over, cut_out = n_tokens - target, set()
+        for k in left:
+            cut_out.add(k)
+            over -= max(1, docs[k][1].n_tokens)
+            if over <= 0:
+                break
+        docs = [d for k, d in enumerate(docs) if k not in cut_out]
+        context = render_context([p for _, p in docs])
         n_tokens = counter.count(context)
-    pieces = Assembler(counter=counter).with_token_counts(pieces)
-    ablation = {"from": record.id, "drop_distractors": drop_distractors, "budget": budget}
-    meta["ablation"] = ablation
-    meta["n_tokens"] = n_tokens
+    pieces = Assembler(counter=counter).with_token_counts([p for _, p in docs])
+    ablation = {"from": record.id, "spec": spec} if spec else {"from": record.id, **settings}
+    n_distractors = sum(p.is_distractor for p in pieces)
+    if n_distractors < sum(p.is_distractor for p in record.pieces):  # which were own and which filler is not kept
+        meta.pop("n_own", None)
+        meta.pop("n_filler", None)
+    if "row_tokens" in meta:  # the frame (question, answer, chat template) is unchanged
+        meta["row_tokens"] += n_tokens - record.n_tokens
+    gold_tokens = sum(p.n_tokens for p in pieces if not p.is_distractor)
+    meta.update(
+        n_tokens=n_tokens,
+        n_gold=len(pieces) - n_distractors,
+        n_distractors=n_distractors,
+        gold_tokens=gold_tokens,
+        gold_fraction=round(gold_tokens / max(1, n_tokens), 4),
+    )
+    meta["ablation"] = {
+        **ablation,
+        "source_indices": [i for i, _ in docs],
+        "n_tokens_before": record.n_tokens,
+        "budget_before": record.budget,
+    }
     return replace(
         record,
         id=hashlib.sha256(json.dumps(ablation, sort_keys=True).encode()).hexdigest()[:20],
