@@ -24,6 +24,10 @@ COMMANDS = {
         "dataset_builder.repos_cli",
         "clone (bare, blob-filtered, resumable) every repository a task table names, for acc compile --repos",
     ),
+    "ablate": (
+        "dataset_builder.ablate",
+        "an ablation dataset (no distractors, one domain, smaller budgets, gold order) from a compiled one",
+    ),
     "push": ("dataset_builder.push", "upload a compiled ACC dataset to the Hugging Face Hub"),
     "train": ("acc_hf.train", "train a model on ACC data with ACCTrainer from a YAML recipe"),
     "eval": ("acc_hf.eval.cli", "evaluate models on MRCR and GraphWalks; write reports, plots and model-index"),
