@@ -16,6 +16,10 @@ COMMANDS = {
         "dataset_builder.compile_cli",
         "compile agent trajectories into an ACC dataset (parquet + dataset card)",
     ),
+    "agent-sft": (
+        "dataset_builder.agent_sft",
+        "the agent-SFT baseline of an ACC dataset: the same runs as tool-calling conversations (assistant-only loss)",
+    ),
     "traces": (
         "dataset_builder.traces.cli",
         "add verified reasoning traces from a teacher model (or the trajectories)",
