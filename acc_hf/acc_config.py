@@ -2,7 +2,8 @@
 
 ACC samples are long prompt-completion pairs (question + compiled context -> reasoning + answer). The defaults:
 
-* completion-only loss (the context is input, not something to imitate);
+* completion-only loss (the context is input, not something to imitate); for a `messages` dataset (the agent-SFT
+  baseline, `acc agent-sft`) assistant-only loss instead, so that tool outputs carry no loss;
 * BFD packing into rows of `max_length` = 131072 tokens (`dataset_builder.budget.MAX_LENGTH`, acc compile's default), padding-free (no pad tokens, no attention mask);
 * a sample longer than `max_length` is dropped before packing and counted, never truncated (truncation would cut its
   answer or its question), so `packing_strategy` must stay "bfd" ("bfd_split" and "wrapped" cut samples);
@@ -76,6 +77,14 @@ class ACCConfig(SFTConfig):
     completion_only_loss: bool | None = field(
         default=True, metadata={"help": "Loss on the completion (reasoning + answer) only."}
     )
+    assistant_only_loss: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Loss on assistant turns only. None (default): on for a conversational `messages` dataset (the "
+            "agent-SFT baseline of `acc agent-sft`: tool outputs, user and system turns carry no loss), off for "
+            "prompt/completion (ACC, where completion_only_loss applies)."
+        },
+    )
     per_device_train_batch_size: int = field(
         default=1, metadata={"help": "Packed rows per device per micro-batch (1 is fastest with sdpa)."}
     )
@@ -136,6 +145,8 @@ class ACCConfig(SFTConfig):
                 raise ValueError(
                     f"rope_scaling_factor must be > 1 to extend the window, got {self.rope_scaling_factor}"
                 )
+        if self.chat_template_path and self.chat_template_path.startswith("trl:"):
+            self.chat_template_path = trl_chat_template(self.chat_template_path[len("trl:") :])
         if self.acc_configs is not None and not isinstance(self.acc_configs, list):
             self.acc_configs = [self.acc_configs]
 
@@ -145,6 +156,21 @@ class ACCConfig(SFTConfig):
         if not self.acc_configs or "all" in self.acc_configs:
             return None
         return list(self.acc_configs)
+
+
+def trl_chat_template(name: str) -> str:
+    """The path of a chat template shipped with TRL (`trl:qwen3_training` -> .../trl/chat_templates/
+    qwen3_training.jinja), for `chat_template_path` in a recipe whatever the install location."""
+    from pathlib import Path
+
+    import trl
+
+    folder = Path(trl.__file__).parent / "chat_templates"
+    path = folder / f"{name}.jinja"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*_training.jinja"))
+        raise ValueError(f"chat_template_path trl:{name}: TRL has no such template; training templates: {known}")
+    return str(path)
 
 
 def rope_parameters(args: ACCConfig, config) -> dict | None:

@@ -7,7 +7,8 @@ so neither world size nor accumulation scales it; transformers' own `Trainer` + 
 
 What this class adds:
 
-* ACC records go in directly: only verified rows of the chosen domains are kept; prompt/completion are trained on.
+* ACC records go in directly: only verified rows of the chosen domains are kept; prompt/completion are trained on;
+  the agent-SFT view (`acc agent-sft`: `messages` + `tools`) with assistant-only loss.
 * Samples longer than `max_length` are dropped before packing, counted, logged and written to the state and card
   (TRL would truncate them, cutting their answer or their question).
 * Kernel selection at run time (`acc_hf.kernels`), with Liger checked up front and the path taken logged.
@@ -136,6 +137,7 @@ class ACCTrainer(SFTTrainer):
                     processing_class = tiny_tokenizer()
         if not built_by_trl:
             self._prepare_model(model, args)
+        resolve_loss_masks(args, train_dataset)
         super().__init__(
             model,
             args=args,
@@ -270,6 +272,8 @@ class ACCTrainer(SFTTrainer):
             stats["dropped_other_domains"] = before - len(dataset)
         if "prompt" in columns and "completion" in columns:  # ACC / prompt-completion: drop the heavy raw columns
             dataset = dataset.select_columns([c for c in ("prompt", "completion", "domain") if c in columns])
+        elif "messages" in columns:  # agent SFT (`acc agent-sft`): the conversation and its tools' JSON schemas
+            dataset = dataset.select_columns([c for c in ("messages", "tools", "domain") if c in columns])
         if len(dataset) == 0:
             raise ValueError(f"no training rows left after filtering (verified / acc_configs): {stats}")
         return dataset, stats
@@ -437,7 +441,8 @@ class ACCTrainer(SFTTrainer):
                 f"{a.per_device_train_batch_size} x {a.gradient_accumulation_steps} x {self.accelerator.num_processes}"
             ),
             "packing / padding-free": f"{'bfd' if a.packing else 'no'} / {self.padding_free}",
-            "loss": f"completion-only={self.completion_only_loss}, {a.loss_type}, fused LM head",
+            "loss": f"completion-only={self.completion_only_loss}, assistant-only={a.assistant_only_loss}, "
+            f"{a.loss_type}, fused LM head",
             "MoE aux loss coef": self.router_aux_loss_coef if self.aux_loss_enabled else 0.0,
             "precision": "bf16" if a.bf16 else "fp16" if a.fp16 else "fp32",
             "gradient checkpointing / activation offloading": f"{a.gradient_checkpointing} / {a.activation_offloading}",
@@ -448,6 +453,21 @@ class ACCTrainer(SFTTrainer):
         if a.rope_scaling_type:
             summary["rope"] = f"{a.rope_scaling_type} x{a.rope_scaling_factor}"
         return summary
+
+
+def resolve_loss_masks(args: ACCConfig, dataset) -> None:
+    """`assistant_only_loss: None` -> on for a conversational `messages` dataset (agent SFT: tool outputs, user and
+    system turns carry no loss), off for prompt/completion (ACC: completion-only loss). TRL then masks with the chat
+    template's `{% generation %}` blocks, swapping in its training template for the model families it knows."""
+    columns = getattr(dataset, "column_names", None) or []
+    messages = "messages" in columns and "prompt" not in columns
+    if args.assistant_only_loss is None:
+        args.assistant_only_loss = messages
+    elif messages and not args.assistant_only_loss:
+        logger.warning(
+            "assistant_only_loss is false on a `messages` dataset: tool outputs, user and system turns are trained on "
+            "too (the agent-SFT baseline masks them; leave assistant_only_loss unset)"
+        )
 
 
 def _value(option) -> str:
