@@ -163,8 +163,8 @@ NUMBER = re.compile(r"\d+")
 
 def remap_citations(text: str, new_index: dict[int, int]) -> tuple[str, int, list[int]]:
     """`text` with every document number it cites ("document 7", "Documents 2, 5 and 9", "doc #3", `index="7"`)
-    replaced by `new_index[number]`; returns (text, numbers changed, cited numbers with no new index). One pass, so
-    a remapped number is never remapped again."""
+    replaced by `new_index[number]`; returns (text, numbers changed, cited numbers with no new index). The two
+    patterns match disjoint spans, so a remapped number is never remapped again."""
     changed, stale = 0, []
 
     def numbers(m: re.Match) -> str:
