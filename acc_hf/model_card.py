@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 CARD_TEMPLATE = "model_card.md.j2"
+COMPARISON_HEADING = "## Comparison with other checkpoints"
 CONTEXT_FILE = "acc_card.json"
 REQUIRED_RESULT_KEYS = ("task", "dataset", "metric", "value")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
@@ -112,14 +113,26 @@ def render_model_card(context: dict[str, Any]) -> str:
         "repo_id": None,
     }
     context["base_model_id"] = hub_id(context.get("base_model"))
-    return render(CARD_TEMPLATE, **{**defaults, **context, "front_matter": front_matter})
+    card = render(CARD_TEMPLATE, **{**defaults, **context, "front_matter": front_matter})
+    return with_comparison(card, context.get("comparison"))
+
+
+def with_comparison(card: str, comparison: str | None) -> str:
+    """The card with `acc eval`'s comparison table (markdown) as its own section, before the usage section (at the
+    end when the card has none)."""
+    if not comparison:
+        return card
+    section = f"{COMPARISON_HEADING}\n\n{comparison.strip()}\n\n"
+    at = card.find("\n## Usage")
+    return card.rstrip("\n") + "\n\n" + section if at < 0 else card[: at + 1] + section + card[at + 1 :]
 
 
 def write_model_card(output_dir: str | Path, eval_results: list[dict] | None = None, **context: Any) -> Path:
     """Write `output_dir/README.md`, merging `context` (and `eval_results`, when given) into what `acc_card.json`
     already holds; returns the card's path. Keys: model_name, base_model, datasets, acc_configs, license, tags,
     data (per-split data statistics), training (settings), kernels (one line), router (summary), heatmap (path
-    relative to the card), adapter (PEFT: method, r, alpha, target_modules, trainable, total), eval_results."""
+    relative to the card), adapter (PEFT: method, r, alpha, target_modules, trainable, total), eval_results,
+    comparison (markdown: `acc eval`'s table of this model beside the others, a section of its own)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     stored = {}

@@ -1,9 +1,12 @@
-"""Evaluate one or more models on OpenAI MRCR and GraphWalks; write JSON + markdown reports, a score-vs-context
-plot (one line per model) and, with --model-card, the results into a model card's `model-index`.
+"""Evaluate one or more models on OpenAI MRCR and GraphWalks (and general benchmarks through a harness); write one
+report comparing every model (JSON + markdown, the ACC paper's published numbers as reference rows), plots (score vs
+context, one line per model; overall scores) and, with --model-card, each model's results into its card.
 
 examples:
   acc eval outputs/qwen3-acc --benchmarks mrcr,graphwalks --backend vllm --tensor-parallel-size 8
   acc eval Qwen/Qwen3-30B-A3B-Thinking-2507 outputs/qwen3-acc --max-context 131072 --backend vllm
+  acc eval base/ acc/ agent-sft/ --names base,acc,agent-sft --model-card      # each local checkpoint's card
+  acc eval --merge eval/node1 eval/node2 --out eval/all --model-card         # one report from several runs
   acc eval my-model --backend openai --base-url http://localhost:8000/v1      # any OpenAI-compatible server
   acc eval outputs/tiny --data generated --n 2 --lengths 1500,3000 --max-new-tokens 16   # CPU smoke test
   acc eval outputs/qwen3-acc --benchmarks gpqa,mmlu-pro,aime,ifeval --run-harness       # through lighteval
@@ -11,6 +14,7 @@ examples:
 --data auto (default) uses the Hub when reachable and the offline generators otherwise (said loudly, and recorded
 in every report); --data hub fails instead; --data PATH reads parquet files with the published columns.
 Responses are cached in OUT/cache.sqlite: rerunning the same command after a crash generates only what is missing.
+The first model is the baseline: the comparison table shows every other model's difference from it.
 """
 
 from __future__ import annotations
@@ -28,10 +32,32 @@ LONG_CONTEXT = ("mrcr", "graphwalks")
 # --max-context counts message contents (as the MRCR card does); the chat template adds a few tokens per message,
 # hundreds of messages in a long MRCR prompt, which vLLM's max_model_len must leave room for.
 CHAT_TEMPLATE_MARGIN = 4096
+EVERY_LOCAL = "__every_local_checkpoint__"  # --model-card given without a path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("models", nargs="+", help="checkpoint dirs, Hub ids, or served model names (--backend openai)")
+    parser.add_argument(
+        "models",
+        nargs="*",
+        help="checkpoint dirs, Hub ids, or served model names (--backend openai); the first is the baseline",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="RUN",
+        help="instead of evaluating: one report from earlier `acc eval --out` folders (or their results.json), models "
+        "in the order given; the runs must have evaluated the same prompts. One folder re-renders its report",
+    )
+    parser.add_argument(
+        "--allow-different-data",
+        action="store_true",
+        help="with --merge: merge runs whose data settings differ (the report lists the differences)",
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="leave out the ACC paper's published numbers (shown by default as labelled reference rows)",
+    )
     parser.add_argument(
         "--benchmarks",
         default="mrcr,graphwalks",
@@ -70,11 +96,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=4096, help="thinking models need far more, e.g. 32768")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--chat-template-kwargs", default="{}", help="JSON, e.g. '{\"enable_thinking\": false}'")
-    parser.add_argument("--names", help="comma list of display names, one per model")
+    parser.add_argument("--names", help="comma list of display names, one per model (or merged model), used everywhere")
     parser.add_argument("--out", default="eval_results", help="output directory (default eval_results)")
     parser.add_argument("--cache", help="response cache (default OUT/cache.sqlite)")
     parser.add_argument(
-        "--model-card", help="checkpoint dir or README.md whose model-index gets the results of the last model"
+        "--model-card",
+        nargs="?",
+        const=EVERY_LOCAL,
+        metavar="PATH",
+        help="write each model's results (model-index) and the comparison table into the card of every model that "
+        "is a local checkpoint folder (Hub ids and served names are skipped, and said so); with PATH (a checkpoint "
+        "dir or README.md), the last model's results also go there",
     )
     parser.add_argument(
         "--harness", default="lighteval", choices=["lighteval", "lm-eval"], help="for general benchmarks"
@@ -201,26 +233,83 @@ def evaluate_model(args, model: str, sets: dict, cache, params) -> tuple[list[di
 
 
 def run(args) -> int:
+    from acc_hf.eval import compare, report
     from acc_hf.eval.data import DataUnavailable
 
     try:
-        wanted = _csv(args.benchmarks)
-        unknown = [b for b in wanted if b not in LONG_CONTEXT and b != "general" and b not in harness.TASKS]
-        if unknown:
-            choices = ", ".join([*LONG_CONTEXT, *harness.TASKS, "general"])
-            raise ValueError(f"unknown benchmark(s) {unknown}: choose from {choices}")
-        names = display_names(args.models, args.names)
-        if any(b in wanted for b in LONG_CONTEXT):
-            run_long_context(args, [b for b in LONG_CONTEXT if b in wanted], names)
-        if general := harness.expand(wanted):
-            run_general(args, general, names)
+        if args.merge:
+            if args.models:
+                raise ValueError("give models to evaluate or --merge RUN..., not both")
+            if any(Path(r).resolve() in (Path(args.out).resolve(), Path(args.out).resolve() / "results.json") for r in args.merge):  # fmt: skip
+                raise ValueError("--out must be a new folder: it would overwrite a merged run's results.json")
+            names = _csv(args.names) if args.names else None
+            results = compare.merge(args.merge, names, allow_different_data=args.allow_different_data)
+        else:
+            results = evaluate(args)
+        results["reference"] = None if args.no_reference else compare.PUBLISHED
+        paths = report.write_reports(results, args.out)
+        print(report.markdown(results))
+        print(f"\n[acc eval] wrote {', '.join(str(p) for p in paths.values())}")
+        if args.model_card:
+            write_cards(results, args.model_card)
     except (DataUnavailable, ValueError, RuntimeError, OSError) as e:
         print(f"acc eval: error: {e}", file=sys.stderr)
         return 1
     return 0
 
 
-def run_long_context(args, benches: list[str], names: list[str]) -> dict:
+def evaluate(args) -> dict:
+    """Run the long-context benchmarks and the harness for every model: the results dict of the report."""
+    if not args.models:
+        raise ValueError("give at least one model to evaluate (or --merge RUN...)")
+    wanted = _csv(args.benchmarks)
+    unknown = [b for b in wanted if b not in LONG_CONTEXT and b != "general" and b not in harness.TASKS]
+    if unknown:
+        choices = ", ".join([*LONG_CONTEXT, *harness.TASKS, "general"])
+        raise ValueError(f"unknown benchmark(s) {unknown}: choose from {choices}")
+    names = display_names(args.models, args.names)
+    results = {"models": {}, "data": {}, "settings": {k: getattr(args, k) for k in SETTINGS}}
+    if any(b in wanted for b in LONG_CONTEXT):
+        run_long_context(args, [b for b in LONG_CONTEXT if b in wanted], names, results)
+    if general := harness.expand(wanted):
+        run_general(args, general, names, results)
+    return results
+
+
+def write_cards(results: dict, model_card: str) -> list[Path]:
+    """Each local checkpoint folder's card gets its own results and the comparison table; with a PATH, the last
+    model's results also go there (its checkpoint may be a Hub id or a served name). Says what was skipped."""
+    from acc_hf.eval import report
+
+    written, skipped = [], []
+    for name, m in results["models"].items():
+        folder = Path(m["model"])
+        if not _is_checkpoint(folder):
+            skipped.append(f"{name} ({m['model']}: not a local checkpoint folder)")
+            continue
+        entries = report.model_results(m, results["data"])
+        written.append(report.write_model_card(folder, entries, report.card_comparison(results, name)))
+        print(f"[acc eval] results of {name} written into {written[-1]}")
+    if model_card != EVERY_LOCAL:
+        last = list(results["models"])[-1]
+        target = Path(model_card)
+        target_dir = target.parent if target.suffix == ".md" else target
+        if all(target_dir.resolve() != w.parent.resolve() for w in written):
+            entries = report.model_results(results["models"][last], results["data"])
+            written.append(report.write_model_card(target, entries, report.card_comparison(results, last)))
+            print(f"[acc eval] results of {last} (the last model) written into {written[-1]}")
+            skipped = [s for s in skipped if not s.startswith(f"{last} (")]
+    if skipped:
+        print(f"[acc eval] no model card written for: {'; '.join(skipped)} (give --model-card PATH for the last model)")
+    return written
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    markers = ("config.json", "adapter_config.json", "README.md", "acc_card.json")
+    return folder.is_dir() and any((folder / m).is_file() for m in markers)
+
+
+def run_long_context(args, benches: list[str], names: list[str], results: dict) -> dict:
     from acc_hf.eval import report
     from acc_hf.eval.backends import GenerationParams, ResponseCache
     from acc_hf.eval.data import counter_for
@@ -229,8 +318,7 @@ def run_long_context(args, benches: list[str], names: list[str]) -> dict:
     out = Path(args.out)
     counter = counter_for(args.models, args.tokenizer)
     sets = load_sets(args, benches, counter)
-    settings = {k: getattr(args, k) for k in SETTINGS}
-    results = {"models": {}, "data": {}, "settings": {**settings, "tokenizer": counter.name}}
+    results["settings"]["tokenizer"] = counter.name
     for bench, s in sets.items():
         results["data"][bench] = {"source": s.source, "kind": s.kind, "dataset": s.dataset, "n_items": len(s.items)}
         results["data"][bench].update(skipped=s.skipped, filtered=s.filtered, n_rows=s.n_rows, balanced=s.balanced)
@@ -244,17 +332,10 @@ def run_long_context(args, benches: list[str], names: list[str]) -> dict:
             print(f"[acc eval] {name}: {counts['generated']} generated, {counts['cached']} from the cache")
     finally:
         cache.close()
-    paths = report.write_reports(results, out)
-    print(report.markdown(results))
-    print(f"\n[acc eval] wrote {', '.join(str(p) for p in paths.values())}")
-    if args.model_card:
-        last = names[-1]
-        entries = report.eval_results(results["models"][last]["summary"], results["data"])
-        print(f"[acc eval] model-index of {last} written into {report.write_model_card(args.model_card, entries)}")
     return results
 
 
-def run_general(args, benchmarks: list[str], names: list[str]) -> dict:
+def run_general(args, benchmarks: list[str], names: list[str], results: dict) -> dict:
     out = Path(args.out)
     options = dict(backend=args.backend, tensor_parallel_size=args.tensor_parallel_size, base_url=args.base_url)
     outcomes = {
@@ -263,6 +344,9 @@ def run_general(args, benchmarks: list[str], names: list[str]) -> dict:
         )
         for name, model in zip(names, args.models)
     }
+    for name, model in zip(names, args.models):
+        entry = results["models"].setdefault(name, {"model": model, "backend": args.backend, "summary": {}})
+        entry["general"] = outcomes[name]
     out.mkdir(parents=True, exist_ok=True)
     (out / "harness.json").write_text(json.dumps(outcomes, indent=2) + "\n")
     return outcomes

@@ -2,6 +2,8 @@
 parquet through `datasets`, the Hub paths offline, and the harness commands."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,9 +24,10 @@ def _front_matter(readme):
 
 
 def test_two_tiny_models_end_to_end(tiny_checkpoint, tmp_path, capsys):
+    base = Path(shutil.copytree(tiny_checkpoint, tmp_path / "tiny-base"))  # its card is written: not the shared one
     other = save_tiny(tmp_path / "tiny-acc", seed=1)
     out = tmp_path / "out"
-    argv = ["eval", str(tiny_checkpoint), str(other), "--names", "base,acc", *SMALL, "--out", str(out)]
+    argv = ["eval", str(base), str(other), "--names", "base,acc", *SMALL, "--out", str(out)]
     assert main([*argv, "--model-card", str(other)]) == 0
     printed = capsys.readouterr().out
 
@@ -32,7 +35,7 @@ def test_two_tiny_models_end_to_end(tiny_checkpoint, tmp_path, capsys):
     assert list(results["models"]) == ["base", "acc"]
     assert results["data"]["mrcr"]["kind"] == "generated" and results["data"]["mrcr"]["n_items"] == 2
     assert results["data"]["graphwalks"]["n_items"] == 2
-    assert results["settings"]["tokenizer"] == str(tiny_checkpoint)  # the model's own tokenizer counts
+    assert results["settings"]["tokenizer"] == str(base)  # the model's own tokenizer counts
     for name in ("base", "acc"):
         model = results["models"][name]
         assert model["generated"] == 4 and model["cached"] == 0
@@ -54,12 +57,13 @@ def test_two_tiny_models_end_to_end(tiny_checkpoint, tmp_path, capsys):
     assert results["plot_lines"] == {"mrcr": ["base", "acc"], "graphwalks": ["base", "acc"]}
     assert (out / "score_vs_context.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
-    assert "| model | MRCR <=128k | MRCR all | GraphWalks <=128k | GraphWalks all |" in report
+    assert "| model | MRCR <=128k | MRCR 2 needles | MRCR 4 needles | MRCR <=4k | GraphWalks <=128k |" in report
     assert "| prompt tokens | 2 needles | 4 needles | all |" in report
     assert "| prompt tokens | bfs | parents | all |" in report
     assert "With the published parser" in report and report.strip() in printed
 
-    # the last model's results went into its card's model-index, honestly labelled as generated data
+    # each model's results went into its own card's model-index, honestly labelled as generated data
+    assert _front_matter(base / "README.md")["model-index"][0]["name"] == "tiny-base"
     index = _front_matter(other / "README.md")["model-index"]
     assert index[0]["name"] == "tiny-acc"
     results_in_card = index[0]["results"]
