@@ -45,15 +45,22 @@ from dataset_builder.budget import (
     fit_budget,
     frame_tokens,
 )
+from dataset_builder.context import (  # noqa: F401 (re-exported: the rendering is part of assembly's interface)
+    FOOTER,
+    PLACEHOLDER_INDEX,
+    SEPARATOR,
+    ContextCounter,
+    document_key,
+    header,
+    render_context,
+    render_piece,
+)
 from dataset_builder.distractors import DEFAULT_MODE, TopicIndex, filler_stream, pack
 from dataset_builder.schema import ACCRecord, Piece, Reject, Trajectory
 
 ASSEMBLY_VERSION = 6  # part of every record id: bump when the rendering or selection rules change
-SEPARATOR = "\n\n"
-FOOTER = "\n</document>"
 FILL_MIN_TOKENS = 32  # stop filling when fewer tokens than this are left
-PLACEHOLDER_INDEX = 999999  # headers are counted once per piece with this index, then corrected for the real one
-BOUNDARY_SLACK = 2  # tokens per piece allowed for merges across header/text/separator boundaries
+PLAN_SLACK = 0  # tokens per document added to the plan's estimates (exact, but for the index: see context.py)
 
 CONTEXT_INTRO = {
     "search": "Below are web pages and search results gathered for this question; only some of them are relevant.",
@@ -68,19 +75,6 @@ ANSWER_FORMAT = {
     "swe": "Answer with a unified diff (git diff format) against the files above that resolves the issue.",
     "sql": "Answer with the query result only, as a markdown table with a header row.",
 }
-
-
-def header(index: int, piece: Piece) -> str:
-    title = piece.title.replace('"', "'").replace("\n", " ")
-    return f'<document index="{index}" kind="{piece.kind}" title="{title}">\n'
-
-
-def render_piece(index: int, piece: Piece) -> str:
-    return header(index, piece) + piece.text + FOOTER
-
-
-def render_context(pieces: list[Piece]) -> str:
-    return SEPARATOR.join(render_piece(i, p) for i, p in enumerate(pieces, start=1))
 
 
 def prompt_messages(domain: str, question: str, context: str) -> list[dict[str, str]]:
@@ -100,7 +94,7 @@ def record_id(source: str, trajectory_id: str, origin: str, settings: dict[str, 
 
 @dataclass
 class Candidate:
-    """A piece with its estimated rendered size (text tokens + header/footer tokens + boundary slack)."""
+    """A piece with its rendered size (tokens of the document at the placeholder index, + PLAN_SLACK)."""
 
     piece: Piece
     tokens: int
@@ -116,7 +110,8 @@ class Compiled:
     traj: Trajectory
     evidence: Any  # dataset_builder.domains.Evidence
     origin_key: str = ""  # origin relative to the input it was found under (stable across machines)
-    text_tokens: dict[str, int] = field(default_factory=dict)  # counted in the read stage: piece texts and frames
+    # counted in the read stage: tokens of each piece's document (`context.document_key` -> count)
+    document_tokens: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,31 +124,25 @@ class Assembler:
     max_length: int = MAX_LENGTH  # tokens per training row (the length contract, see budget.py)
     reasoning_reserve: int | None = None  # None: default_reasoning_reserve(max_length)
     distractors: str = DEFAULT_MODE  # filler order: close | random | mix (distractors.py)
-    _text_tokens: dict[str, int] = field(default_factory=dict)
+    contexts: ContextCounter | None = None  # document counts and exact context counts (context.py)
     _topics: dict[str, Any] = field(default_factory=dict)  # per domain: TopicIndex over its pool (search)
     _pools: dict[str, list[Candidate]] = field(default_factory=dict)
     _groups: list[str | None] = field(default_factory=list)  # per item: its repository / database (filler preference)
 
-    def count_texts(self, texts: list[str]) -> None:
-        """Count (in one batch) every text not counted yet."""
-        new = list(dict.fromkeys(t for t in texts if t not in self._text_tokens))
-        for start in range(0, len(new), 256):
-            chunk = new[start : start + 256]
-            self._text_tokens.update(zip(chunk, self.counter.count_batch(chunk)))
+    def __post_init__(self) -> None:
+        if self.contexts is None:
+            self.contexts = ContextCounter(self.counter)
 
     def candidate(self, piece: Piece, owner: int = -1) -> Candidate:
-        # the header is estimated with a 6-digit index; the real one is never longer
-        overhead = self._text_tokens[header(PLACEHOLDER_INDEX, piece) + FOOTER]
-        return Candidate(piece, self._text_tokens[piece.text] + overhead + BOUNDARY_SLACK, owner)
+        # counted with a 6-digit index; the real one is never longer
+        return Candidate(piece, self.contexts.document(piece) + PLAN_SLACK, owner)
 
     def prepare(self, items: list[Compiled], reservoir: dict[str, list[Candidate]] | None = None) -> None:
         """Count all pieces (once per distinct text) and build the per-domain filler pools: the items' own pieces
         plus `reservoir`, candidates from the rest of the corpus whose token counts are already known."""
-        pieces = [p for c in items for p in (*c.evidence.gold, *c.evidence.distractors)]
         for c in items:
-            self._text_tokens.update(c.text_tokens)
-        self.count_texts([p.text for p in pieces] + [header(PLACEHOLDER_INDEX, p) + FOOTER for p in pieces])
-        self.count_texts([SEPARATOR, str(PLACEHOLDER_INDEX)])
+            self.contexts.documents.update(c.document_tokens)
+        self.contexts.count_documents([p for c in items for p in (*c.evidence.gold, *c.evidence.distractors)])
         self._pools = {d: list(cands) for d, cands in (reservoir or {}).items()}
         self._groups = [filler_group(c) for c in items]
         for owner, c in enumerate(items):
@@ -198,7 +187,7 @@ class Assembler:
         rid = record_id(traj.source, traj.id, item.origin_key, self.settings(traj.domain), self.seed)
         rng = random.Random(f"{self.seed}|{rid}")
         gold = [self.candidate(replace(p, is_distractor=False)) for p in ev.gold]
-        sep = self._text_tokens[SEPARATOR]
+        sep = self.contexts.join
         gold_tokens = sum(c.tokens for c in gold) + sep * max(0, len(gold) - 1)
         limit = self.row_limit(item)
         try:
@@ -279,7 +268,7 @@ class Assembler:
 
         grown.update(grow_slices(slices, grown, room, self.counter.count_batch))
         pieces = slice_pieces([c.piece for c in gold], slices, grown)
-        self.count_texts([p.text for p in pieces])
+        self.contexts.count_documents(pieces)
         new = [c if c.piece.text == p.text else self.candidate(p) for c, p in zip(gold, pieces)]
         return new, used + sum(c.tokens for c in new) - sum(c.tokens for c in gold)
 
@@ -322,23 +311,14 @@ class Assembler:
                 except BudgetError as err:
                     return Reject(item.traj.origin, str(err), item.traj.source, item.traj.domain, stage="budget")
             record = self._record(record.id, item, plan)
-            n_tokens = self.counter.count(record.context)
+            n_tokens = self.contexts.context(record.pieces)
         return self._finalize(record, plan, item, n_tokens)
 
     def with_token_counts(self, pieces: list[Piece]) -> list[Piece]:
-        """Pieces with `n_tokens` = tokens of header + text + footer at their index in the context.
-
-        Counted by parts (text, header with a placeholder index, the index itself), which the byte-level
-        pre-tokenizers keep apart; the sum of the pieces can differ from the exact context count by a token or so
-        per boundary, which is why the context itself is always counted whole."""
-        placeholder = [header(PLACEHOLDER_INDEX, p) + FOOTER for p in pieces]
-        self.count_texts([p.text for p in pieces] + placeholder + [str(PLACEHOLDER_INDEX)])
-        self.count_texts([str(k) for k in range(1, len(pieces) + 1)])
-        shift = self._text_tokens[str(PLACEHOLDER_INDEX)]
-        return [
-            replace(p, n_tokens=self._text_tokens[h] - shift + self._text_tokens[str(k)] + self._text_tokens[p.text])
-            for k, (p, h) in enumerate(zip(pieces, placeholder), start=1)
-        ]
+        """Pieces with `n_tokens` = tokens of header + text + footer at their index in the context (the context's
+        count is their sum plus `contexts.join` per separator: see context.py)."""
+        self.contexts.count_documents(pieces)
+        return [replace(p, n_tokens=self.contexts.document(p, k)) for k, p in enumerate(pieces, start=1)]
 
     def _finalize(self, record: ACCRecord, plan: dict, item: Compiled, n_tokens: int) -> ACCRecord:
         record.pieces = self.with_token_counts(record.pieces)
@@ -394,10 +374,8 @@ class Assembler:
             plans = []
             for i, item in enumerate(chunk, start=start):
                 plans.append(self.plan(i, item))
-            ok = [p for p in plans if not isinstance(p, Reject)]
-            counts = iter(self.counter.count_batch([rec.context for rec, _ in ok]))
             for item, p in zip(chunk, plans):
-                yield p if isinstance(p, Reject) else self.finish(p[0], p[1], item, next(counts))
+                yield p if isinstance(p, Reject) else self.finish(p[0], p[1], item, self.contexts.context(p[0].pieces))
                 if progress is not None:
                     progress.update(1)
 
@@ -408,18 +386,13 @@ def question_key(question: str) -> str:
 
 
 def count_pieces(items: list[Compiled], counter) -> None:
-    """Count, once per distinct text, every piece's text and frame (header + footer) and keep the counts with each
-    item (`Compiled.text_tokens`), so that later stages (reservoir, assembly) do not count them again."""
-    texts: dict[str, int] = {}
-    for c in items:
-        for p in (*c.evidence.gold, *c.evidence.distractors):
-            texts.setdefault(p.text, 0)
-            texts.setdefault(header(PLACEHOLDER_INDEX, p) + FOOTER, 0)
-    keys = list(texts)
-    texts.update(zip(keys, counter.count_batch(keys)))
+    """Count every piece's document once and keep the counts with each item (`Compiled.document_tokens`), so that
+    later stages (reservoir, assembly) do not count them again."""
+    contexts = ContextCounter(counter)  # this batch's alone: a cache over all of a task's files would grow with them
+    contexts.count_documents([p for c in items for p in (*c.evidence.gold, *c.evidence.distractors)])
     for c in items:
         pieces = (*c.evidence.gold, *c.evidence.distractors)
-        c.text_tokens = {t: texts[t] for p in pieces for t in (p.text, header(PLACEHOLDER_INDEX, p) + FOOTER)}
+        c.document_tokens = {key: contexts.documents[key] for key in map(document_key, pieces)}
 
 
 def carries_content(piece: Piece) -> bool:

@@ -71,7 +71,7 @@ class AssembleBuckets(PipelineStep):
 
         layout, s = WorkLayout(Path(self.out)), self.settings
         counter = token_counter(s.tokenizer)
-        pool_tokens: dict[str, int] = {}
+        pool_tokens: dict[tuple[str, str, str], int] = {}
         reservoir = {d: load_pool(layout.pool(d), pool_tokens) for d in s.domains}
         mine = layout.buckets()[rank::world_size]
         for domain, bucket in tqdm(mine, desc=f"assemble [{rank}]", unit="bucket", disable=not self.progress):
@@ -94,7 +94,7 @@ class AssembleBuckets(PipelineStep):
             reasoning_reserve=s.reasoning_reserve,
             distractors=s.distractors,
         )
-        assembler._text_tokens.update(pool_tokens)  # the reservoir was counted in the read stage
+        assembler.contexts.documents.update(pool_tokens)  # the reservoir was counted in the read stage
         rejects: list[str] = capped
         seen_ids: dict[str, str] = {}
         order_of = {item.traj.origin: order for order, item in ordered}

@@ -39,11 +39,13 @@ class MergePool(PipelineStep):
         return data
 
 
-def load_pool(path: Path, seen_tokens: dict[str, int]):
-    """The reservoir as assembly candidates (see `assemble.Candidate`); fills `seen_tokens` with its counts."""
+def load_pool(path: Path, seen_tokens: dict[tuple[str, str, str], int]):
+    """The reservoir as assembly candidates (see `assemble.Candidate`); fills `seen_tokens` with their documents'
+    counts (`context.ContextCounter.documents`)."""
     import pyarrow.parquet as pq
 
-    from dataset_builder.assemble import BOUNDARY_SLACK, FOOTER, PLACEHOLDER_INDEX, Candidate, header
+    from dataset_builder.assemble import PLAN_SLACK, Candidate
+    from dataset_builder.context import document_key
     from dataset_builder.schema import Piece
 
     if not path.is_file():
@@ -51,8 +53,6 @@ def load_pool(path: Path, seen_tokens: dict[str, int]):
     out = []
     for row in pq.read_table(path).to_pylist():
         piece = Piece(row["kind"], row["title"], row["text"])
-        seen_tokens[piece.text] = row["text_tokens"]
-        seen_tokens[header(PLACEHOLDER_INDEX, piece) + FOOTER] = row["frame_tokens"]
-        tokens = row["text_tokens"] + row["frame_tokens"] + BOUNDARY_SLACK
-        out.append(Candidate(piece, tokens, owner=-1, group=row["group"] or None, question=row["question"]))
+        seen_tokens[document_key(piece)] = row["tokens"]
+        out.append(Candidate(piece, row["tokens"] + PLAN_SLACK, owner=-1, group=row["group"] or None, question=row["question"]))
     return out

@@ -13,16 +13,8 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
-from dataset_builder.assemble import (
-    FOOTER,
-    PLACEHOLDER_INDEX,
-    Compiled,
-    carries_content,
-    count_pieces,
-    filler_group,
-    header,
-    question_key,
-)
+from dataset_builder.assemble import Compiled, carries_content, count_pieces, filler_group, question_key
+from dataset_builder.context import document_key
 from dataset_builder.pipeline.layout import WorkLayout, write_atomic, write_json, write_lines
 from dataset_builder.pipeline.settings import CompileSettings
 from dataset_builder.schema import Reject
@@ -48,8 +40,7 @@ class ReservoirEntry:
     text: str
     question: str
     group: str
-    text_tokens: int = 0
-    frame_tokens: int = 0  # header + footer of the rendered document
+    tokens: int = 0  # of the rendered document at the placeholder index (context.py)
 
 
 class Reservoir:
@@ -132,10 +123,9 @@ class ReadExtract(PipelineStep):
                 q, group = question_key(item.traj.question), filler_group(item) or ""
                 for piece in (*item.evidence.gold, *item.evidence.distractors):
                     if carries_content(piece):
-                        frame = item.text_tokens[header(PLACEHOLDER_INDEX, piece) + FOOTER]
                         entry = ReservoirEntry(
                             reservoir_rank(s.seed, piece.text), piece.kind, piece.title, piece.text, q, group,
-                            item.text_tokens[piece.text], frame,
+                            item.document_tokens[document_key(piece)],
                         )  # fmt: skip
                         reservoirs[domain].add(entry)
             if buffered > FLUSH_BYTES:
@@ -164,7 +154,7 @@ def reject_line(reject: Reject, order: tuple[int, int]) -> str:
     return json.dumps({**asdict(reject), "order": list(order)}, ensure_ascii=False, sort_keys=True)
 
 
-CANDIDATE_COLUMNS = ("rank", "kind", "title", "text", "question", "group", "text_tokens", "frame_tokens")
+CANDIDATE_COLUMNS = ("rank", "kind", "title", "text", "question", "group", "tokens")
 
 
 def write_candidates(path: Path, entries: list[ReservoirEntry]) -> None:
@@ -179,7 +169,7 @@ def candidate_schema():
     import pyarrow as pa
 
     strings = [(c, pa.string()) for c in CANDIDATE_COLUMNS[:6]]
-    return pa.schema([*strings, ("text_tokens", pa.int64()), ("frame_tokens", pa.int64())])
+    return pa.schema([*strings, ("tokens", pa.int64())])
 
 
 def read_candidates(path: Path) -> list[ReservoirEntry]:

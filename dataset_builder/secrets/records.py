@@ -225,11 +225,20 @@ def _fit(out: ACCRecord, record: ACCRecord, counter, limit: RowLimit, derived, i
     the frame is recounted, placeholders in the question or answer can change it): distractors are dropped, never
     gold, or the budget is raised as assembly raises it."""
     from dataset_builder.assemble import Assembler, completion_messages, prompt_messages, render_context
+    from dataset_builder.context import ContextCounter
 
+    contexts = ContextCounter(counter)  # exact counts from the changed documents alone (context.py)
     changed = [i for i, (a, b) in enumerate(zip(record.pieces, out.pieces)) if (a.title, a.text) != (b.title, b.text)]
     for i in changed:
-        out.pieces[i] = replace(out.pieces[i], n_tokens=piece_tokens(counter, i + 1, out.pieces[i]))
-    out.n_tokens = counter.count(out.context) if out.context != record.context else record.n_tokens
+        out.pieces[i] = replace(out.pieces[i], n_tokens=contexts.document(out.pieces[i], i + 1))
+    if out.context == record.context:
+        out.n_tokens = record.n_tokens
+    elif derived["context"] and contexts.composes and composed_from_pieces(record, contexts.join):
+        out.n_tokens = record.n_tokens + sum(out.pieces[i].n_tokens - record.pieces[i].n_tokens for i in changed)
+    elif derived["context"]:
+        out.n_tokens = contexts.context(out.pieces)
+    else:
+        out.n_tokens = counter.count(out.context)
     try:
         frame = prompt_messages(out.domain, out.question, "")[0]["content"]
         limit = replace(limit, frame=frame_tokens(counter, frame, completion_messages("", out.answer)[0]["content"]))
@@ -245,14 +254,14 @@ def _fit(out: ACCRecord, record: ACCRecord, counter, limit: RowLimit, derived, i
         if distractors:
             del out.pieces[distractors[-1]]
             dropped += 1
-            out.pieces = Assembler(counter=counter).with_token_counts(out.pieces)
+            out.pieces = Assembler(counter=counter, contexts=contexts).with_token_counts(out.pieces)
         else:
             try:
                 out.budget = fit_budget(out.budget, out.n_tokens, limit)
             except BudgetError as err:
                 return f"after redaction: {err}"
         out.context = render_context(out.pieces)
-        out.n_tokens = counter.count(out.context)
+        out.n_tokens = contexts.context(out.pieces)
         if derived["prompt"] and out.prompt:
             out.prompt = prompt_messages(out.domain, out.question, out.context)
     if dropped:
@@ -260,14 +269,16 @@ def _fit(out: ACCRecord, record: ACCRecord, counter, limit: RowLimit, derived, i
     return out
 
 
+def composed_from_pieces(record: ACCRecord, join: int) -> bool:
+    """Whether the record's count is its documents' counts plus the joins (as assembly writes it, context.py)."""
+    return record.n_tokens == sum(p.n_tokens for p in record.pieces) + join * max(0, len(record.pieces) - 1)
+
+
 def piece_tokens(counter: Any, index: int, piece: Piece) -> int:
     """A piece's `n_tokens` at `index`, counted as `Assembler.with_token_counts` counts it."""
-    from dataset_builder.assemble import FOOTER, PLACEHOLDER_INDEX, header
+    from dataset_builder.context import ContextCounter
 
-    head, shift, idx, text = counter.count_batch(
-        [header(PLACEHOLDER_INDEX, piece) + FOOTER, str(PLACEHOLDER_INDEX), str(index), piece.text]
-    )
-    return head - shift + idx + text
+    return ContextCounter(counter).document(piece, index)
 
 
 def _counter_of(meta: Any):

@@ -111,7 +111,7 @@ def test_large_gold_moves_up_and_oversized_gold_is_rejected():
 
 def test_exact_count_drops_distractors_when_estimates_are_low(monkeypatch):
     # estimates 40 tokens too small per piece: the plan overfills, the exact count must pull it back
-    monkeypatch.setattr(assemble, "BOUNDARY_SLACK", -40)
+    monkeypatch.setattr(assemble, "PLAN_SLACK", -40)
     items = make_items(8, gold_words=200)
     for rec, item in zip(assemble_items(items, ["search=4096"]), items):
         check_record(rec, item)
@@ -120,7 +120,7 @@ def test_exact_count_drops_distractors_when_estimates_are_low(monkeypatch):
 
 def test_gold_is_moved_up_when_the_exact_count_needs_it(monkeypatch):
     # the estimate says the gold fits 4096 (800 tokens too low); the exact count says it does not: move up, never cut
-    monkeypatch.setattr(assemble, "BOUNDARY_SLACK", -200)
+    monkeypatch.setattr(assemble, "PLAN_SLACK", -200)
     item = make_item(0, n_gold=4, gold_words=400, n_own=0)
     rec = assemble_items([item], ["search=4096"])[0]
     check_record(rec, item)
