@@ -286,6 +286,7 @@ def compile_trajectories(
         len(files), total_bytes / 1e6, opts.tasks, opts.workers, opts.kind, settings.buckets, seed, counter.name,
     )  # fmt: skip
     if out_dir is None:
+        opts.plots = False
         with tempfile.TemporaryDirectory(prefix="acc-compile-") as tmp:
             run_pipeline(settings, files, Path(tmp), opts)
             result = CompileResult.from_folder(tmp)

@@ -60,7 +60,7 @@ def document_key(piece: Piece) -> tuple[str, str, str]:
     return (piece.kind, piece.title, piece.text)
 
 
-_COMPOSES: dict[str, bool] = {}  # tokenizer name -> whether its counts compose (probed once per process)
+_PROBED: dict[str, tuple[int, bool]] = {}  # tokenizer name -> (join, composes), worked out once per process
 
 
 @dataclass
@@ -74,14 +74,14 @@ class ContextCounter:
     composes: bool = True
 
     def __post_init__(self) -> None:
-        probe = Piece("text", "probe", "")
-        head, foot = header(PLACEHOLDER_INDEX, probe), FOOTER
-        joined, alone_head, alone_foot = self.counter.count_batch([foot + SEPARATOR + head, head, foot])
-        self.join = joined - alone_head - alone_foot
         name = getattr(self.counter, "name", repr(self.counter))
-        if name not in _COMPOSES:
-            _COMPOSES[name] = self._probe()
-        self.composes = _COMPOSES[name]
+        if name not in _PROBED:
+            probe = Piece("text", "probe", "")
+            head, foot = header(PLACEHOLDER_INDEX, probe), FOOTER
+            joined, alone_head, alone_foot = self.counter.count_batch([foot + SEPARATOR + head, head, foot])
+            self.join = joined - alone_head - alone_foot
+            _PROBED[name] = (self.join, self._probe())
+        self.join, self.composes = _PROBED[name]
 
     def count_documents(self, pieces) -> None:
         """Count (in one batch) every document not counted yet."""
@@ -109,14 +109,15 @@ class ContextCounter:
 
     def _index(self, index: int) -> int:
         if index not in self._indices:
-            self._count_indices(index)
+            self._indices[index] = self.counter.count(str(index))
         return self._indices[index]
 
     def _count_indices(self, up_to: int) -> None:
+        """Count the indices 1..up_to in one batch (the ones not counted yet)."""
+        if up_to in self._indices:
+            return
         missing = [k for k in range(1, up_to + 1) if k not in self._indices]
-        missing += [PLACEHOLDER_INDEX] if PLACEHOLDER_INDEX not in self._indices else []
-        if missing:
-            self._indices.update(zip(missing, self.counter.count_batch([str(k) for k in missing])))
+        self._indices.update(zip(missing, self.counter.count_batch([str(k) for k in missing])))
 
     def _probe(self) -> bool:
         """Whether composed counts equal whole counts on awkward documents, in two orders and at awkward indices."""

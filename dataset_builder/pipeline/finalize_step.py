@@ -47,20 +47,23 @@ class Finalize(PipelineStep):
     name = "write dataset"
     type = "ACC"
 
-    def __init__(self, settings: CompileSettings, out: str, keep_work: bool = False, license: str = "other"):
+    def __init__(
+        self, settings: CompileSettings, out: str, keep_work: bool = False, license: str = "other", plots: bool = True
+    ):
         super().__init__()
-        self.settings, self.out, self.keep_work, self.license = settings, out, keep_work, license
+        self.settings, self.out, self.keep_work, self.license, self.plots = settings, out, keep_work, license, plots
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        write_output(Path(self.out), self.settings.to_stats(), self.license)
+        write_output(Path(self.out), self.settings.to_stats(), self.license, plots=self.plots)
         if not self.keep_work:
             for name in WORK_DATA:
                 shutil.rmtree(WorkLayout(Path(self.out)).work / name, ignore_errors=True)
         return data
 
 
-def write_output(out: Path, settings: dict, license: str) -> dict:
-    """Write the dataset folder from the work folder's records, rejects and counts; returns stats.json's content."""
+def write_output(out: Path, settings: dict, license: str, plots: bool = True) -> dict:
+    """Write the dataset folder from the work folder's records, rejects and counts; returns stats.json's content.
+    `plots=False`: no length plots (a compile kept in memory, whose folder nobody looks at)."""
     from dataset_builder.budget import length_stats
     from dataset_builder.compile import reason_class
     from dataset_builder.secrets.report import finish_secrets
@@ -122,7 +125,7 @@ def write_output(out: Path, settings: dict, license: str) -> dict:
             "dataset_bytes": sum(info["dataset_bytes"] for info in t.splits.values()),
             "splits": splits,
         }
-        if t.n_records:
+        if t.n_records and plots:
             plot_lengths(out / "plots" / f"{dom}_lengths.png", dom, t.budgets, t.n_tokens)
     reasons = Counter()
     for t in tally.values():

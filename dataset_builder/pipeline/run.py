@@ -34,6 +34,7 @@ class ExecutorOptions:
     progress: bool = True
     keep_work: bool = False
     license: str = "other"
+    plots: bool = True  # length plots in OUT/plots (off for a compile kept in memory)
     # slurm
     partition: str = ""
     time: str = "04:00:00"
@@ -76,7 +77,7 @@ def build_executors(settings: CompileSettings, files, out: Path, opts: ExecutorO
         ("read", ReadExtract(settings, files, str(out), opts.progress), opts.tasks),
         ("pool", MergePool(settings, str(out)), 1),
         ("assemble", AssembleBuckets(settings, str(out), opts.progress), opts.tasks),
-        ("finalize", Finalize(settings, str(out), opts.keep_work, opts.license), 1),
+        ("finalize", Finalize(settings, str(out), opts.keep_work, opts.license, opts.plots), 1),
     ]
     executors: list = []
     for stage, step, tasks in steps:
