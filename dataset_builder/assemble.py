@@ -128,6 +128,9 @@ class Assembler:
     _topics: dict[str, Any] = field(default_factory=dict)  # per domain: TopicIndex over its pool (search)
     _pools: dict[str, list[Candidate]] = field(default_factory=dict)
     _groups: list[str | None] = field(default_factory=list)  # per item: its repository / database (filler preference)
+    # per domain: pool indices by repository / database, and by file suffix (ascending, built once per pool)
+    _by_group: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    _by_suffix: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.contexts is None:
@@ -145,6 +148,7 @@ class Assembler:
         self.contexts.count_documents([p for c in items for p in (*c.evidence.gold, *c.evidence.distractors)])
         self._pools = {d: list(cands) for d, cands in (reservoir or {}).items()}
         self._groups = [filler_group(c) for c in items]
+        self._by_group, self._by_suffix = {}, {}
         for owner, c in enumerate(items):
             pool = self._pools.setdefault(c.traj.domain, [])
             pieces = (*c.evidence.gold, *c.evidence.distractors)
@@ -152,8 +156,13 @@ class Assembler:
             pool.extend(
                 replace(self.candidate(p, owner), group=group, question=question) for p in pieces if carries_content(p)
             )
-        for pool in self._pools.values():  # a canonical order: records do not depend on the order of the inputs
+        for domain, pool in self._pools.items():  # a canonical order: records do not depend on the input order
             pool.sort(key=lambda c: (c.piece.title, hashlib.sha1(c.piece.text.encode()).hexdigest()))
+            by_group, by_suffix = self._by_group.setdefault(domain, {}), self._by_suffix.setdefault(domain, {})
+            for j, c in enumerate(pool):
+                if c.group is not None:
+                    by_group.setdefault(c.group, []).append(j)
+                by_suffix.setdefault(file_suffix(c.piece.title), []).append(j)
         self._topics = {
             d: TopicIndex([c.piece.text for c in pool])
             for d, pool in self._pools.items()
@@ -221,9 +230,10 @@ class Assembler:
         # Filler from the same repository / database first (a C file beside a Python repo is no distractor at all),
         # then (swe) files of the gold files' languages from other repositories, then from the whole domain.
         group, question = self._groups[index], question_key(traj.question)
-        near = [j for j, c in enumerate(pool) if group is not None and c.group == group]
-        suffixes = {file_suffix(p.title) for p in ev.gold} - {""} if traj.domain == "swe" else set()
-        kin = [j for j, c in enumerate(pool) if file_suffix(c.piece.title) in suffixes]
+        near = self._by_group.get(traj.domain, {}).get(group, []) if pool and group is not None else []
+        suffixes = {file_suffix(p.title) for p in ev.gold} - {""} if traj.domain == "swe" and pool else set()
+        by_suffix = self._by_suffix.get(traj.domain, {})
+        kin = sorted(j for suffix in suffixes for j in by_suffix.get(suffix, ()))
         topics = self._topics.get(traj.domain)
         scores = topics.relevance(traj.question, [p.text for p in ev.gold]) if topics else None
 

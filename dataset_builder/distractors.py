@@ -58,6 +58,22 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
 
 
+_WORDS: dict[str, list[str]] = {}  # text -> its BM25 words: a reservoir's texts are indexed in every bucket
+WORDS_CACHE_TEXTS = 2**16
+
+
+def _words(texts: Sequence[str]) -> list[list[str]]:
+    """BM25 words of each text's first INDEX_CHARS characters, tokenized once per process."""
+    heads = [t[:INDEX_CHARS] for t in texts]
+    new = list(dict.fromkeys(h for h in heads if h not in _WORDS))
+    if len(_WORDS) + len(new) > WORDS_CACHE_TEXTS:
+        _WORDS.clear()
+        new = list(dict.fromkeys(heads))
+    if new:
+        _WORDS.update(zip(new, _tokenize(new)))
+    return [_WORDS[h] for h in heads]
+
+
 class TopicIndex:
     """BM25 over a filler pool's texts (their first INDEX_CHARS characters)."""
 
@@ -66,10 +82,10 @@ class TopicIndex:
 
         self.size = len(texts)
         self.retriever = bm25s.BM25()
-        tokens = bm25s.tokenize([t[:INDEX_CHARS] for t in texts], stopwords="en", show_progress=False)
-        self.empty = not tokens.vocab  # no words at all (or no texts): every score is 0
+        words = _words(texts)
+        self.empty = not any(words)  # no words at all (or no texts): every score is 0
         if not self.empty:
-            self.retriever.index(tokens, show_progress=False)
+            self.retriever.index(words, show_progress=False)
 
     def scores(self, words: list[str]) -> np.ndarray:
         if self.empty or not words:

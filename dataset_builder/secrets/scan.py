@@ -18,8 +18,8 @@ from pathlib import Path
 from dataset_builder.secrets.detectors import PII_PLACEHOLDERS, Detector, detectors
 
 MAX_EXTEND = 4096  # characters a token-like match is extended over at most
-CACHE_MIN_CHARS = 64  # shorter texts are cheaper to scan than to hash
-CACHE_MAX_CHARS = 64 * 2**20  # the cache keeps its texts alive: bounded by their total size
+CACHE_MAX_CHARS = 64 * 2**20  # the cache keeps its texts alive: bounded by their total size ...
+CACHE_MAX_TEXTS = 2**18  # ... and their number (short texts recur most: titles, kinds, meta values)
 PLACEHOLDER_RE = re.compile(r"<(?:SECRET:([a-z0-9_]+?)|(EMAIL|IP|USER))(?:_(\d+))?>")
 STRIP = " \t\r\n\"'=:"
 
@@ -53,11 +53,9 @@ class Scanner:
     def scan(self, text: str) -> tuple[Span, ...]:
         if not text:
             return ()
-        if len(text) < CACHE_MIN_CHARS:
-            return self._scan(text)
         hit = self._cache.get(text)
         if hit is None:
-            if self._cache_chars + len(text) > CACHE_MAX_CHARS:
+            if self._cache_chars + len(text) > CACHE_MAX_CHARS or len(self._cache) >= CACHE_MAX_TEXTS:
                 self._cache.clear()
                 self._cache_chars = 0
             hit = self._cache[text] = self._scan(text)
