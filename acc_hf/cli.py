@@ -37,6 +37,10 @@ COMMANDS = {
     "eval": ("acc_hf.eval.cli", "evaluate models on MRCR and GraphWalks; write reports, plots and model-index"),
     "analyze": ("acc_hf.analysis.cli", "attention-span and expert-specialization analysis of checkpoints"),
     "demo": ("acc_hf.demo", "run the whole loop on the bundled samples on CPU in a few minutes"),
+    "comparison": (
+        "acc_hf.comparison",
+        "the paper's comparison on the bundled samples on CPU: ACC vs agent-SFT vs ablations, one report",
+    ),
 }
 
 EPILOG = """\
