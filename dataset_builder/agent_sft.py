@@ -97,46 +97,13 @@ def read_acc_rejects(acc_dir: Path) -> dict[str, str]:
 
 
 def iter_inputs(files: list[tuple[str, str]], fmt: str | None, opts: Any) -> Iterator[tuple[str, Trajectory | Reject]]:
-    """(input-relative origin, trajectory or reject) for every input, as `acc compile`'s read stage sees them
-    (`compile._read_and_extract`, without the evidence extraction): files recognisably not trajectories, adapter
-    rejects with their domain filled in, a crash as a reject for the rest of the file. One file at a time."""
-    from dataset_builder.adapters import read_file
-    from dataset_builder.adapters.triage import non_trajectory_reason, unknown_format_reason
-    from dataset_builder.compile import _adapter_domain, origin_key
-    from dataset_builder.readers.hub import is_hub_url
+    """(input-relative origin, trajectory or reject) for every input, read as `acc compile` reads them
+    (`compile.read_trajectories`: the same triage, adapters and rejects). One file at a time."""
+    from dataset_builder.compile import origin_key, read_trajectories
 
     for path, base in files:
-        local = not is_hub_url(path)
-        known = non_trajectory_reason(Path(path), opts) if local else None
-        if known:
-            yield origin_key(path, path, base), Reject(path, known[0], domain=known[1])
-            continue
-        pending: list[Reject] = []  # rejects without a domain take the file's, once it is known (as compile does)
-        domains: set[str] = set()
-        n = 0
-        try:
-            for item in read_file(path, fmt):
-                n += 1
-                if isinstance(item, Reject):
-                    if item.reason.startswith("unknown format") and not fmt and local:
-                        item.reason = unknown_format_reason(Path(path)) or item.reason
-                    if not item.domain and item.source:
-                        item.domain = _adapter_domain(item.source)
-                    if not item.domain:
-                        pending.append(item)
-                        continue
-                    domains.add(item.domain)
-                    yield origin_key(item.origin, path, base), item
-                else:
-                    domains.add(item.domain)
-                    yield origin_key(item.origin, path, base), item
-        except Exception as err:  # never raises for bad input: the rest of the file is one reject
-            where = f"{path} (after {n} items)" if n else path
-            pending.append(Reject(where, f"reading failed: {type(err).__name__}: {str(err)[:300]}"))
-        for rej in pending:
-            if len(domains) == 1:
-                rej.domain = next(iter(domains))
-            yield origin_key(rej.origin, path, base), rej
+        for item in read_trajectories(path, fmt, opts):
+            yield origin_key(item.origin, path, base), item
 
 
 @dataclass
@@ -166,8 +133,9 @@ def build_agent_sft(
     from dataset_builder.agent_sft_format import (
         ConversationError,
         ConversationTokens,
-        SplitShards,
+        arrow_schemas,
         conversation,
+        conversation_bytes,
         encode_arguments,
         redact_conversation,
         remove_old_output,
@@ -181,6 +149,7 @@ def build_agent_sft(
     from dataset_builder.readers import input_files
     from dataset_builder.secrets import Scanner, check_policy, load_allowlist
     from dataset_builder.tokens import DEFAULT_TOKENIZER
+    from dataset_builder.writer import ShardWriter
 
     acc, out = Path(acc_dir), Path(out_dir)
     if not (acc / "stats.json").is_file():
@@ -203,7 +172,7 @@ def build_agent_sft(
     remove_old_output(out)
 
     tally: dict[str, DomainTally] = {}
-    writers: dict[tuple[str, str], SplitShards] = {}
+    writers: dict[tuple[str, str], ShardWriter] = {}
     rejects: list[str] = []
     joined: set[str] = set()
     long_rows: list[tuple[int, str]] = []
@@ -276,7 +245,8 @@ def build_agent_sft(
         }
         shard = writers.get((entry.domain, entry.split))
         if shard is None:
-            shard = writers[(entry.domain, entry.split)] = SplitShards(out, entry.domain, entry.split)
+            shard = ShardWriter(out, entry.domain, entry.split, arrow_schemas(), conversation_bytes)
+            writers[(entry.domain, entry.split)] = shard
         shard.add(row)
         joined.add(key)
         t = tally.setdefault(entry.domain, DomainTally())

@@ -240,60 +240,9 @@ def arrow_schemas():
     return features(storage=True).arrow_schema, final
 
 
-class SplitShards:
-    """Parquet shards of one domain's split, filled in row order and cut by size, as the ACC writer cuts them
-    (`writer.MAX_SHARD_BYTES` of text per shard, row groups of `writer.ROW_GROUP_BYTES`)."""
-
-    def __init__(self, out: Path, domain: str, split: str):
-        self.out, self.domain, self.split = out, domain, split
-        self.storage, self.schema = arrow_schemas()
-        self.paths: list[Path] = []
-        self._writer = None
-        self._rows: list[dict] = []
-        self._rows_bytes = self._shard_bytes = 0
-
-    def add(self, row: dict[str, Any]) -> None:
-        from dataset_builder.writer import MAX_SHARD_BYTES, ROW_GROUP_BYTES
-
-        size = sum(len(m["content"] or "") for m in row["messages"]) + len(row["meta"]) + 1024
-        if (self._writer or self._rows) and self._shard_bytes + self._rows_bytes + size > MAX_SHARD_BYTES:
-            self._flush()
-            self._close()
-        self._rows.append(row)
-        self._rows_bytes += size
-        if self._rows_bytes >= ROW_GROUP_BYTES:
-            self._flush()
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if not self._rows:
-            return
-        table = pa.Table.from_pylist(self._rows, schema=self.storage).cast(self.schema)
-        if self._writer is None:
-            path = self.out / "data" / self.domain / f".{self.split}-{len(self.paths):05d}.parquet.tmp"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.paths.append(path)
-            self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
-        self._writer.write_table(table, row_group_size=len(self._rows))
-        self._shard_bytes += self._rows_bytes
-        self._rows, self._rows_bytes = [], 0
-
-    def _close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer, self._shard_bytes = None, 0
-
-    def close(self) -> list[str]:
-        self._flush()
-        self._close()
-        final = []
-        for k, tmp in enumerate(self.paths):
-            rel = f"data/{self.domain}/{self.split}-{k:05d}-of-{len(self.paths):05d}.parquet"
-            tmp.replace(self.out / rel)
-            final.append(rel)
-        return final
+def conversation_bytes(row: dict[str, Any]) -> int:
+    """A row's text size, for cutting shards (`writer.ShardWriter`)."""
+    return sum(len(m["content"] or "") for m in row["messages"]) + len(row["meta"]) + 1024
 
 
 def remove_old_output(out: Path) -> None:

@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -131,37 +132,41 @@ def _adapter_domain(source: str) -> str:
         return ""
 
 
-def read_and_extract(
-    path: str, base: str, fmt: str | None, domains: tuple[str, ...], opts: Any
-) -> list[Compiled | Reject]:
-    """Stage read for one file: every trajectory in it -> Compiled (with evidence) or Reject. Never raises: whatever
-    breaks past the adapters' own checks becomes a reject for the rest of the file, with the exception type."""
-    items: list[Compiled | Reject] = []
+def read_trajectories(path: str, fmt: str | None, opts: Any) -> Iterator[Trajectory | Reject]:
+    """Every trajectory of one file, or a Reject: files recognisably not trajectories, lines or records the adapters
+    reject, and whatever breaks past their checks (a reject for the rest of the file, with the exception type).
+    Never raises. A reject that names no domain takes the file's when its trajectories agree on one (those come last,
+    once the file is read). Used by `acc compile` and `acc agent-sft`, so both views read the same runs."""
+    pending: list[Reject] = []
+    domains: set[str] = set()
+    n = 0
     try:
-        _read_and_extract(str(path), str(base), fmt, domains, opts, items)
+        for item in _read_file(str(path), fmt, opts):
+            n += 1
+            if isinstance(item, Reject) and not item.domain:
+                pending.append(item)
+                continue
+            domains.add(item.domain)
+            yield item
     except Exception as err:
         log.debug("read crash on %s", path, exc_info=True)
-        where = f"{path} (after {len(items)} items)" if items else str(path)
-        items.append(Reject(where, f"reading failed: {type(err).__name__}: {str(err)[:300]}"))
-    # a line that could not be read belongs to the domain of the file's other trajectories, when they agree
-    file_domains = {i.traj.domain if isinstance(i, Compiled) else i.domain for i in items} - {""}
-    if len(file_domains) == 1:
-        for i in items:
-            if isinstance(i, Reject) and not i.domain:
-                i.domain = next(iter(file_domains))
-    return items
+        where = f"{path} (after {n} items)" if n else str(path)
+        pending.append(Reject(where, f"reading failed: {type(err).__name__}: {str(err)[:300]}"))
+    for rej in pending:
+        if len(domains) == 1:
+            rej.domain = next(iter(domains))
+        yield rej
 
 
-def _read_and_extract(path: str, base: str, fmt, domains, opts, items: list) -> None:
+def _read_file(path: str, fmt: str | None, opts: Any) -> Iterator[Trajectory | Reject]:
     from dataset_builder.adapters import read_file
     from dataset_builder.adapters.triage import non_trajectory_reason, unknown_format_reason
-    from dataset_builder.domains import CompileError, extract
     from dataset_builder.readers.hub import is_hub_url
 
     local = not is_hub_url(path)
     known = non_trajectory_reason(Path(path), opts) if local else None
     if known:
-        items.append(Reject(path, known[0], domain=known[1]))
+        yield Reject(path, known[0], domain=known[1])
         return
     for item in read_file(path, fmt):
         if isinstance(item, Reject):
@@ -169,11 +174,22 @@ def _read_and_extract(path: str, base: str, fmt, domains, opts, items: list) -> 
                 item.reason = unknown_format_reason(Path(path)) or item.reason
             if not item.domain and item.source:
                 item.domain = _adapter_domain(item.source)
+        yield item
+
+
+def read_and_extract(
+    path: str, base: str, fmt: str | None, domains: tuple[str, ...], opts: Any
+) -> list[Compiled | Reject]:
+    """Stage read for one file: every trajectory in it -> Compiled (with evidence) or Reject. Never raises."""
+    from dataset_builder.domains import CompileError, extract
+
+    items: list[Compiled | Reject] = []
+    for item in read_trajectories(str(path), fmt, opts):
+        if isinstance(item, Reject):
             items.append(item)
             continue
-        traj: Trajectory = replace(item, steps=[])  # steps are not needed after extraction: do not carry them
-        if traj.domain not in domains:
-            reason = f"domain filter: {traj.domain} trajectory, compiling only {','.join(domains)}"
+        if item.domain not in domains:
+            reason = f"domain filter: {item.domain} trajectory, compiling only {','.join(domains)}"
             items.append(Reject(item.origin, reason, item.source, item.domain, stage="filter"))
             continue
         try:
@@ -186,7 +202,9 @@ def _read_and_extract(path: str, base: str, fmt, domains, opts, items: list) -> 
             reason = f"{item.domain} compiler failed: {type(err).__name__}: {err}"
             items.append(Reject(item.origin, reason, item.source, item.domain, stage="compile"))
             continue
-        items.append(Compiled(traj, evidence, origin_key(item.origin, path, base)))
+        traj = replace(item, steps=[])  # steps are not needed after extraction: do not carry them
+        items.append(Compiled(traj, evidence, origin_key(item.origin, str(path), str(base))))
+    return items
 
 
 def compile_trajectories(

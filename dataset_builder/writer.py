@@ -85,10 +85,15 @@ def split_of(record: ACCRecord, test_size: float, seed: int) -> str:
 
 class ShardWriter:
     """Parquet shards of one domain's split, filled in order and cut by text size (`MAX_SHARD_BYTES`); row groups of
-    about `ROW_GROUP_BYTES`. Rows stream through: at most one row group is held in memory."""
+    about `ROW_GROUP_BYTES`. Rows stream through: at most one row group is held in memory.
 
-    def __init__(self, out: Path, domain: str, split: str):
+    ACC records by default; another row type gives `schemas` (the arrow schema Python rows are converted with, and the
+    schema written, with the `huggingface` features metadata) and `size` (a row's text size, for the cuts)."""
+
+    def __init__(self, out: Path, domain: str, split: str, schemas=None, size=None):
         self.out, self.domain, self.split = out, domain, split
+        self.storage, self.schema = schemas or (arrow_schema(), arrow_schema())
+        self.size = size or row_bytes
         self.paths: list[Path] = []
         self.arrow_bytes = 0
         self._writer = None
@@ -97,7 +102,7 @@ class ShardWriter:
         self._rows_bytes = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        size = row_bytes(row)
+        size = self.size(row)
         started = self._writer is not None or self._rows
         if started and self._shard_bytes + self._rows_bytes + size > MAX_SHARD_BYTES:
             self._flush()
@@ -113,12 +118,13 @@ class ShardWriter:
 
         if not self._rows:
             return
-        table = pa.Table.from_pylist(self._rows, schema=arrow_schema())
+        table = pa.Table.from_pylist(self._rows, schema=self.storage)
+        table = table.cast(self.schema) if self.storage is not self.schema else table
         if self._writer is None:
             path = self.out / "data" / self.domain / f".{self.split}-{len(self.paths):05d}.parquet.tmp"
             path.parent.mkdir(parents=True, exist_ok=True)
             self.paths.append(path)
-            self._writer = pq.ParquetWriter(path, arrow_schema(), compression="zstd")
+            self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
         self._writer.write_table(table, row_group_size=len(self._rows))
         self.arrow_bytes += table.nbytes
         self._shard_bytes += self._rows_bytes
