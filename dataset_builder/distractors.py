@@ -115,8 +115,8 @@ def ranked(scores: np.ndarray, top: int = CLOSE_TOP) -> list[int]:
     k = min(top, n)
     idx = np.arange(n)
     part = idx if k == n else np.argpartition(-scores, k - 1)[:k]
-    order = np.lexsort((part, -scores[part]))
-    return [int(part[i]) for i in order if scores[part[i]] > 0]
+    best = part[np.lexsort((part, -scores[part]))]
+    return best[scores[best] > 0].tolist()
 
 
 def random_stream(n: int, rng: random.Random) -> Iterator[int]:
@@ -190,12 +190,16 @@ def pack(
         else:
             spare.append(j)
             misses += 1
-    # tail: best fit among the next `window` usable candidates (and the ones that were skipped)
+    # tail: best fit among the next `window` usable candidates (and the ones that were skipped); when the room left
+    # is smaller than the documents, `max_misses` in a row end the search (not a walk through the whole pool)
+    misses = 0
     for j in it:
-        if len(spare) >= window:
+        if len(spare) >= window or misses >= max_misses:
             break
         if usable(j):
             spare.append(j)
+        else:
+            misses += 1
     spare = [j for j in dict.fromkeys(spare) if sep + size(j) <= room]
     while spare and room >= min_tokens:
         costs = sorted((sep + size(j), k) for k, j in enumerate(spare))
