@@ -44,6 +44,7 @@ from dataset_builder.budget import (
     draw_budget,
     fit_budget,
     frame_tokens,
+    frames_tokens,
 )
 from dataset_builder.context import (  # noqa: F401 (re-exported: the rendering is part of assembly's interface)
     FOOTER,
@@ -55,7 +56,7 @@ from dataset_builder.context import (  # noqa: F401 (re-exported: the rendering 
     render_context,
     render_piece,
 )
-from dataset_builder.distractors import DEFAULT_MODE, TopicIndex, filler_stream, pack
+from dataset_builder.distractors import DEFAULT_MODE, TopicIndex, filler_stream, pack, ranked
 from dataset_builder.schema import ACCRecord, Piece, Reject, Trajectory
 
 ASSEMBLY_VERSION = 6  # part of every record id: bump when the rendering or selection rules change
@@ -183,14 +184,14 @@ class Assembler:
     def reserve(self) -> int:
         return default_reasoning_reserve(self.max_length) if self.reasoning_reserve is None else self.reasoning_reserve
 
-    def row_limit(self, item: Compiled) -> RowLimit:
-        """What the record's context may use: max_length minus the reserve and the rest of its training row."""
-        traj = item.traj
-        prompt = prompt_messages(traj.domain, traj.question, "")[0]["content"]
-        completion = completion_messages("", item.evidence.answer)[0]["content"]
-        return RowLimit(self.max_length, self.reserve, frame_tokens(self.counter, prompt, completion))
+    def row_limit(self, item: Compiled, frame: int | None = None) -> RowLimit:
+        """What the record's context may use: max_length minus the reserve and the rest of its training row (its
+        `frame`, when already counted)."""
+        if frame is None:
+            frame = frame_tokens(self.counter, *frame_texts(item))
+        return RowLimit(self.max_length, self.reserve, frame)
 
-    def plan(self, index: int, item: Compiled) -> tuple[ACCRecord, dict] | Reject:
+    def plan(self, index: int, item: Compiled, frame: int | None = None) -> tuple[ACCRecord, dict] | Reject:
         """Choose budget and distractors and the order; the context is rendered but not yet counted exactly."""
         traj, ev = item.traj, item.evidence
         rid = record_id(traj.source, traj.id, item.origin_key, self.settings(traj.domain), self.seed)
@@ -198,7 +199,7 @@ class Assembler:
         gold = [self.candidate(replace(p, is_distractor=False)) for p in ev.gold]
         sep = self.contexts.join
         gold_tokens = sum(c.tokens for c in gold) + sep * max(0, len(gold) - 1)
-        limit = self.row_limit(item)
+        limit = self.row_limit(item, frame)
         try:
             drawn, budget = draw_budget(traj.domain, gold_tokens, rng, self.budgets, limit)
         except BudgetError as err:
@@ -235,7 +236,8 @@ class Assembler:
         by_suffix = self._by_suffix.get(traj.domain, {})
         kin = sorted(j for suffix in suffixes for j in by_suffix.get(suffix, ()))
         topics = self._topics.get(traj.domain)
-        scores = topics.relevance(traj.question, [p.text for p in ev.gold]) if topics else None
+        scores = topics.relevance(traj.question, [p.text for p in ev.gold]) if topics and pool else None
+        ranking = ranked(scores) if scores is not None else None  # once per record, for each pass below
 
         def usable(j: int) -> bool:
             c = pool[j]
@@ -252,7 +254,7 @@ class Assembler:
 
         for indices in (near, kin, range(len(pool))):
             if indices and budget - used >= FILL_MIN_TOKENS:
-                stream = filler_stream(indices, self.distractors, rng, scores)
+                stream = filler_stream(indices, self.distractors, rng, ranking)
                 pack(stream, lambda j: pool[j].tokens, budget - used, usable, take, sep=sep, min_tokens=FILL_MIN_TOKENS)
         if slices:  # the room left goes to more rows of the sliced tables
             gold, used = self._grow_slices(gold, slices, grown, budget - used, used)
@@ -381,13 +383,19 @@ class Assembler:
         self.prepare(items, reservoir)
         for start in range(0, len(items), chunk_size):
             chunk = items[start : start + chunk_size]
-            plans = []
-            for i, item in enumerate(chunk, start=start):
-                plans.append(self.plan(i, item))
+            frames = frames_tokens(self.counter, [frame_texts(item) for item in chunk])
+            plans = [self.plan(i, item, frame) for i, (item, frame) in enumerate(zip(chunk, frames), start=start)]
             for item, p in zip(chunk, plans):
                 yield p if isinstance(p, Reject) else self.finish(p[0], p[1], item, self.contexts.context(p[0].pieces))
                 if progress is not None:
                     progress.update(1)
+
+
+def frame_texts(item: Compiled) -> tuple[str, str]:
+    """The record's training row without its context: (prompt with an empty context, completion without reasoning)."""
+    traj = item.traj
+    prompt = prompt_messages(traj.domain, traj.question, "")[0]["content"]
+    return prompt, completion_messages("", item.evidence.answer)[0]["content"]
 
 
 def question_key(question: str) -> str:

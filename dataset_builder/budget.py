@@ -96,8 +96,13 @@ def check_length(max_length: int, reasoning_reserve: int) -> None:
 def frame_tokens(counter, prompt_without_context: str, completion: str) -> int:
     """A row's tokens besides its context: the user text with an empty context, the completion text, the chat
     template allowance and the boundary slack. frame + context tokens is an upper bound of the tokenized row."""
-    prompt, done = counter.count_batch([prompt_without_context, completion])
-    return prompt + done + TEMPLATE_ALLOWANCE + FRAME_SLACK
+    return frames_tokens(counter, [(prompt_without_context, completion)])[0]
+
+
+def frames_tokens(counter, frames: list[tuple[str, str]]) -> list[int]:
+    """`frame_tokens` of many (prompt without context, completion) pairs, counted in one batch."""
+    counts = counter.count_batch([text for pair in frames for text in pair])
+    return [prompt + done + TEMPLATE_ALLOWANCE + FRAME_SLACK for prompt, done in zip(counts[::2], counts[1::2])]
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ PROBE_TEXTS = (
     "ends with newlines\n\n",
     "\n\nstarts with newlines",
     "   indented\n\ttabs\t",
-    "</document>\n\n<document index=\"3\">",
+    '</document>\n\n<document index="3">',
     "é\u0301 combining, 中文, emoji 🙂",
     "",
     "=" * 300,

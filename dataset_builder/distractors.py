@@ -129,16 +129,16 @@ def random_stream(n: int, rng: random.Random) -> Iterator[int]:
 
 
 def filler_stream(
-    indices: Sequence[int], mode: str, rng: random.Random, scores: np.ndarray | None = None
+    indices: Sequence[int], mode: str, rng: random.Random, ranking: list[int] | None = None
 ) -> Iterator[int]:
-    """Pool indices (from `indices`) in the order a record considers them, each once."""
-    if mode == "random" or scores is None:
+    """Pool indices (from `indices`) in the order a record considers them, each once. `ranking`: the pool's indices
+    by similarity to the record (`ranked`), for modes close and mix."""
+    if mode == "random" or ranking is None:
         for k in random_stream(len(indices), rng):
             yield indices[k]
         return
-    position = {j: k for k, j in enumerate(indices)} if not isinstance(indices, range) else None
-    allowed = (lambda j: j in position) if position is not None else (lambda j: j in indices)  # noqa: E731
-    close = iter([j for j in ranked(scores) if allowed(j)])
+    allowed = indices if isinstance(indices, range) else set(indices)  # O(1) membership either way
+    close = iter([j for j in ranking if j in allowed])
     rand = (indices[k] for k in random_stream(len(indices), rng))
     seen: set[int] = set()
     streams = [close, rand]
@@ -163,7 +163,7 @@ def pack(
     sep: int = 0,
     min_tokens: int = 32,
     window: int = PACK_WINDOW,
-    max_misses: int = 4 * PACK_WINDOW,
+    max_misses: int = PACK_WINDOW,
 ) -> int:
     """Take whole documents from `stream` into `room` tokens (each costs `sep + size(j)`); returns the room left.
 

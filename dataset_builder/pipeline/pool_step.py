@@ -54,5 +54,7 @@ def load_pool(path: Path, seen_tokens: dict[tuple[str, str, str], int]):
     for row in pq.read_table(path).to_pylist():
         piece = Piece(row["kind"], row["title"], row["text"])
         seen_tokens[document_key(piece)] = row["tokens"]
-        out.append(Candidate(piece, row["tokens"] + PLAN_SLACK, owner=-1, group=row["group"] or None, question=row["question"]))
+        out.append(
+            Candidate(piece, row["tokens"] + PLAN_SLACK, owner=-1, group=row["group"] or None, question=row["question"])
+        )
     return out

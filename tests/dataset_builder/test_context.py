@@ -18,7 +18,7 @@ QWEN_PATTERN = (
 )
 CORPUS = [
     "def parse(self, text):\n    return json.loads(text)  # 42\n",
-    "<document index=\"12\" kind=\"page\" title=\"https://en.wikipedia.org/wiki/Paris\">\nParis is the capital.\n</document>",
+    '<document index="12" kind="page" title="https://en.wikipedia.org/wiki/Paris">\nParis is the capital.\n</document>',
     "| id | name |\n|---:|---|\n| 1 | Ada |\n",
     "Ünïcödé text, 中文, emoji 🙂 and numbers 1234567890.\n\n\n",
 ] * 50
@@ -30,7 +30,9 @@ def trained(pre_tokenizer, normalizer=None, vocab: int = 600) -> TokenCounter:
     if normalizer is not None:
         tok.normalizer = normalizer
     alphabet = pre_tokenizers.ByteLevel.alphabet()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=vocab, initial_alphabet=alphabet, show_progress=False))
+    tok.train_from_iterator(
+        CORPUS, trainers.BpeTrainer(vocab_size=vocab, initial_alphabet=alphabet, show_progress=False)
+    )
     return TokenCounter(name=f"test-{id(tok)}", _tok=tok)
 
 

@@ -24,12 +24,15 @@ def test_bm25_ranks_topical_candidates_first():
 
 
 def test_streams_are_deterministic_and_each_index_once():
-    scores = TopicIndex(TEXTS).relevance("Lesbury population", [])
+    ranking = ranked(TopicIndex(TEXTS).relevance("Lesbury population", []))
     for mode in ("close", "random", "mix"):
-        a = list(filler_stream(range(5), mode, random.Random(7), scores))
-        b = list(filler_stream(range(5), mode, random.Random(7), scores))
+        a = list(filler_stream(range(5), mode, random.Random(7), ranking))
+        b = list(filler_stream(range(5), mode, random.Random(7), ranking))
         assert a == b and sorted(a) == [0, 1, 2, 3, 4]
-    assert list(filler_stream(range(5), "close", random.Random(1), scores))[0] in (0, 4)
+        assert list(filler_stream([4, 2, 0], mode, random.Random(7), ranking)) != [] and all(
+            j in (0, 2, 4) for j in filler_stream([4, 2, 0], mode, random.Random(7), ranking)
+        )
+    assert list(filler_stream(range(5), "close", random.Random(1), ranking))[0] in (0, 4)
     assert sorted(random_stream(1000, random.Random(3))) == list(range(1000))
     with pytest.raises(ValueError, match="close, random, mix"):
         check_mode("nearest")
