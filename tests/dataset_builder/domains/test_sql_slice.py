@@ -102,7 +102,7 @@ def test_langgraph_runs_average_every_track_row_and_are_rejected_with_that_reaso
     assert not result.records and len(result.rejects) == 2
     for reject in result.rejects:
         assert reject.reason.startswith("the answer needs every row of Track (3,503 rows)"), reject.reason
-        assert "an unfiltered aggregate" in reject.reason and "gold evidence alone is 169805 tokens" in reject.reason
+        assert "an unfiltered aggregate" in reject.reason and "gold evidence alone is 169801 tokens" in reject.reason
 
 
 def test_lineage_never_runs_what_is_not_a_checked_select(real, chinook):
