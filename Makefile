@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench gpu-kit gpu-check clean
+.PHONY: install demo comparison test lint bench gpu-kit gpu-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/acc demo --out outputs/demo
+
+comparison: $(STAMP)
+	$(BIN)/acc comparison --out outputs/comparison
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -103,6 +103,7 @@ class Base:
     data_root: str  # where the arms' datasets are written
     output_prefix: str  # output_dir of an arm = output_prefix + arm name with dashes
     launch: str  # how to run an arm ({recipe} = the arm's file)
+    arm_overrides: dict = field(default_factory=dict)  # arm name -> fields this base's arm sets besides the arm's own
 
 
 BASES = [
@@ -112,6 +113,9 @@ BASES = [
         "outputs",
         "outputs/ablations/qwen3-30b-a3b-thinking-",
         "accelerate launch --config_file recipes/accelerate/fsdp2.yaml -m acc_hf.train --config {recipe}",
+        # Qwen3-*-Thinking-2507's chat template has no {% generation %} markers and TRL 1.16 does not swap in a
+        # training template for it: its Qwen3 one renders tool calls and marks the assistant turns (recipes/README.md)
+        {"agent_sft": {"chat_template_path": "trl:qwen3_training"}},
     ),
     Base("tiny_moe_cpu.yaml", "cpu", "outputs/demo", "outputs/ablations-cpu/tiny-", "acc train {recipe}"),
 ]
@@ -121,7 +125,7 @@ def arm_fields(base: Base, arm: Arm, base_config: dict) -> dict:
     """The fields this arm sets differently from (or in addition to) its base recipe."""
     fields = {"dataset_path": f"{base.data_root}/{arm.data_dir}"} if arm.data_dir else {}
     fields["output_dir"] = base.output_prefix + arm.name.replace("_", "-")
-    return {**fields, **arm.overrides}
+    return {**fields, **arm.overrides, **base.arm_overrides.get(arm.name, {})}
 
 
 def _value(value) -> str:

@@ -29,6 +29,7 @@ GPU_DATA = {
     "gold_last": {"dataset_path": "outputs/acc_data_gold_last"},
     "budget_half": {"dataset_path": "outputs/acc_data_budget_half"},
 }
+GPU_ONLY = {"agent_sft": {"chat_template_path": "trl:qwen3_training"}}  # TRL's Qwen3 training template
 CASES = [("qwen3_moe.yaml", ".", "outputs/ablations/qwen3-30b-a3b-thinking-", "outputs"),
          ("tiny_moe_cpu.yaml", "cpu", "outputs/ablations-cpu/tiny-", "outputs/demo")]  # fmt: skip
 
@@ -47,6 +48,8 @@ def bases() -> dict:
 
 def _declared(arm: str, prefix: str, data_root: str) -> dict:
     declared = dict(GPU_DATA[arm])
+    if data_root == "outputs":
+        declared.update(GPU_ONLY.get(arm, {}))
     if "dataset_path" in declared and data_root != "outputs":
         declared["dataset_path"] = declared["dataset_path"].replace("outputs", data_root, 1)
     return {**declared, "output_dir": prefix + arm.replace("_", "-")}
@@ -61,7 +64,10 @@ def test_arm_equals_its_base_except_the_declared_fields(bases, base, folder, pre
     differing = {k for k in reference if got[k] != reference[k]}  # every parsed field is compared
     assert differing == {k for k, v in declared.items() if reference[k] != v}, path
     for key, value in declared.items():
-        assert got[key] == value, (path, key)
+        if key == "chat_template_path":  # acc train resolves trl:NAME to the file TRL ships
+            assert Path(got[key]).name == value.removeprefix("trl:") + ".jinja" and Path(got[key]).is_file()
+        else:
+            assert got[key] == value, (path, key)
     assert path.read_text().count(f"recipes/{base}") >= 2  # the header names the base it ablates
 
 
