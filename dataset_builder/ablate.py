@@ -411,7 +411,7 @@ def ablate_dataset(
     from dataset_builder.pipeline.finalize_step import write_output
     from dataset_builder.pipeline.layout import WorkLayout, write_json
     from dataset_builder.pipeline.read_step import reject_line
-    from dataset_builder.writer import SPLITS, write_card
+    from dataset_builder.writer import SPLITS
 
     ablation = parse_ablation(ablation) if isinstance(ablation, str) else ablation
     if stale_citations not in STALE_POLICIES:
@@ -458,11 +458,8 @@ def ablate_dataset(
         "domains": {d: vars(t) for d, t in sorted(summary.items())},
     }
     license = license or src.stats.get("license", "other")
-    stats = write_output(out, settings, license)
-    if "secrets" in src.stats:  # the texts were scanned when the source was compiled; an ablation adds none
-        stats["secrets"] = src.stats["secrets"]
-        (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        write_card(out, license=license)
+    # the texts were scanned when the source was compiled; an ablation adds none: its secrets block is the source's
+    stats = write_output(out, settings, license, secrets_summary=src.stats.get("secrets"))
     shutil.rmtree(layout.work, ignore_errors=True)
     return stats
 

@@ -61,9 +61,12 @@ class Finalize(PipelineStep):
         return data
 
 
-def write_output(out: Path, settings: dict, license: str, plots: bool = True) -> dict:
+def write_output(
+    out: Path, settings: dict, license: str, plots: bool = True, secrets_summary: dict | None = None
+) -> dict:
     """Write the dataset folder from the work folder's records, rejects and counts; returns stats.json's content.
-    `plots=False`: no length plots (a compile kept in memory, whose folder nobody looks at)."""
+    `plots=False`: no length plots (a compile kept in memory, whose folder nobody looks at). `secrets_summary`: the
+    secrets block to record instead of this run's scan reports (`acc ablate`: the source was scanned, it adds no text)."""
     from dataset_builder.budget import length_stats
     from dataset_builder.compile import reason_class
     from dataset_builder.secrets.report import finish_secrets
@@ -145,7 +148,7 @@ def write_output(out: Path, settings: dict, license: str, plots: bool = True) ->
         "pipeline": pipeline_counters(layout),
         "settings": settings,
         "license": license,
-        "secrets": secrets,
+        "secrets": secrets if secrets_summary is None else secrets_summary,
     }
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     write_card(out, license=license)
