@@ -74,7 +74,7 @@ class ContextCounter:
     composes: bool = True
 
     def __post_init__(self) -> None:
-        name = getattr(self.counter, "name", repr(self.counter))
+        name = getattr(self.counter, "name", None) or repr(self.counter)  # (a default would build the repr each time)
         if name not in _PROBED:
             probe = Piece("text", "probe", "")
             head, foot = header(PLACEHOLDER_INDEX, probe), FOOTER

@@ -8,7 +8,7 @@ next shape becomes a `Reject` with the place it came from and the reason, so tha
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 DOMAINS = ("search", "swe", "sql")
@@ -88,7 +88,11 @@ class ACCRecord:
     meta: str = "{}"  # JSON string (keeps the parquet schema fixed whatever the source puts there)
 
     def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
+        """The parquet row (as `dataclasses.asdict`, without its deep recursion: records hold thousands of pieces)."""
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row["pieces"] = [vars(p).copy() for p in self.pieces]
+        row["prompt"] = [dict(m) for m in self.prompt]
+        row["completion"] = [dict(m) for m in self.completion]
         return row
 
     @classmethod
