@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_TOKENIZER = str(Path(__file__).parent / "tokenizer")
-BATCH_CHARS = 4 * 2**20
+BATCH_CHARS = 2**20
 
 
 @dataclass

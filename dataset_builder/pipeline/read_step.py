@@ -16,6 +16,7 @@ from datatrove.pipeline.base import PipelineStep
 from dataset_builder.assemble import Compiled, carries_content, count_pieces, filler_group, question_key
 from dataset_builder.context import document_key
 from dataset_builder.pipeline.layout import WorkLayout, write_atomic, write_json, write_lines
+from dataset_builder.pipeline.memory import release_memory
 from dataset_builder.pipeline.settings import CompileSettings
 from dataset_builder.schema import Reject
 
@@ -131,6 +132,8 @@ class ReadExtract(PipelineStep):
             if buffered > FLUSH_BYTES:
                 self._flush(layout, buffers, rank, part)
                 buffers, buffered, part = {}, 0, part + 1
+            del items
+            release_memory()
         self._flush(layout, buffers, rank, part)
         for domain, reservoir in reservoirs.items():
             write_candidates(layout.candidates(domain) / f"{rank:05d}.parquet", reservoir.entries())
