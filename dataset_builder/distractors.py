@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections import Counter
+import sys
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -58,20 +59,23 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
 
 
-_WORDS: dict[str, list[str]] = {}  # text -> its BM25 words: a reservoir's texts are indexed in every bucket
-WORDS_CACHE_TEXTS = 2**16
+WORDS_CACHE_TEXTS = 8192  # LRU: the filler reservoir (4096 pieces, indexed in every bucket) stays, bucket texts pass
+_WORDS: OrderedDict[str, list[str]] = OrderedDict()  # text head -> its BM25 words (interned: shared across texts)
 
 
 def _words(texts: Sequence[str]) -> list[list[str]]:
-    """BM25 words of each text's first INDEX_CHARS characters, tokenized once per process."""
+    """BM25 words of each text's first INDEX_CHARS characters; the most recently used texts' words are kept."""
     heads = [t[:INDEX_CHARS] for t in texts]
     new = list(dict.fromkeys(h for h in heads if h not in _WORDS))
-    if len(_WORDS) + len(new) > WORDS_CACHE_TEXTS:
-        _WORDS.clear()
-        new = list(dict.fromkeys(heads))
-    if new:
-        _WORDS.update(zip(new, _tokenize(new)))
-    return [_WORDS[h] for h in heads]
+    for head, words in zip(new, _tokenize(new) if new else []):
+        _WORDS[head] = [sys.intern(w) for w in words]
+    out = []
+    for head in heads:
+        _WORDS.move_to_end(head)
+        out.append(_WORDS[head])
+    while len(_WORDS) > max(WORDS_CACHE_TEXTS, len(heads)):
+        _WORDS.popitem(last=False)
+    return out
 
 
 class TopicIndex:

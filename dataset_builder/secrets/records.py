@@ -229,6 +229,7 @@ def _fit(out: ACCRecord, record: ACCRecord, counter, limit: RowLimit, derived, i
 
     contexts = ContextCounter(counter)  # exact counts from the changed documents alone (context.py)
     changed = [i for i, (a, b) in enumerate(zip(record.pieces, out.pieces)) if (a.title, a.text) != (b.title, b.text)]
+    contexts.count_documents([out.pieces[i] for i in changed])  # one batch
     for i in changed:
         out.pieces[i] = replace(out.pieces[i], n_tokens=contexts.document(out.pieces[i], i + 1))
     if out.context == record.context:
