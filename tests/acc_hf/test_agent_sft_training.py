@@ -24,7 +24,9 @@ OPTS = DomainOptions(db_dir=SAMPLES / "sql", repos_dir=SAMPLES / "swe", page_cac
 def views(tmp_path_factory):
     root = tmp_path_factory.mktemp("views")
     inputs = [SAMPLES / "search", SAMPLES / "sql", SAMPLES / "swe"]
-    compile_trajectories(inputs, root / "acc", domain_options=OPTS, budgets=["search=2k", "sql=2k", "swe=2k:4k"], progress=False)
+    compile_trajectories(
+        inputs, root / "acc", domain_options=OPTS, budgets=["search=2k", "sql=2k", "swe=2k:4k"], progress=False
+    )
     build_agent_sft(None, root / "acc", root / "sft")
     return root / "acc", root / "sft"
 
