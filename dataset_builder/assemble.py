@@ -59,7 +59,7 @@ from dataset_builder.context import (  # noqa: F401 (re-exported: the rendering 
 from dataset_builder.distractors import DEFAULT_MODE, TopicIndex, filler_stream, pack, ranked
 from dataset_builder.schema import ACCRecord, Piece, Reject, Trajectory
 
-ASSEMBLY_VERSION = 6  # part of every record id: bump when the rendering or selection rules change
+ASSEMBLY_VERSION = 7  # part of every record id: bump when the rendering or selection rules change
 FILL_MIN_TOKENS = 32  # stop filling when fewer tokens than this are left
 PLAN_SLACK = 0  # tokens per document added to the plan's estimates (exact, but for the index: see context.py)
 
