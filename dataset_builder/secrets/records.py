@@ -29,7 +29,7 @@ from dataset_builder.budget import (
     fit_budget,
     frame_tokens,
 )
-from dataset_builder.schema import ACCRecord, Piece, Reject
+from dataset_builder.schema import ACCRecord, Reject
 from dataset_builder.secrets.scan import Redactor, Scanner, Span
 
 POLICIES = ("redact", "drop", "off")
@@ -273,13 +273,6 @@ def _fit(out: ACCRecord, record: ACCRecord, counter, limit: RowLimit, derived, i
 def composed_from_pieces(record: ACCRecord, join: int) -> bool:
     """Whether the record's count is its documents' counts plus the joins (as assembly writes it, context.py)."""
     return record.n_tokens == sum(p.n_tokens for p in record.pieces) + join * max(0, len(record.pieces) - 1)
-
-
-def piece_tokens(counter: Any, index: int, piece: Piece) -> int:
-    """A piece's `n_tokens` at `index`, counted as `Assembler.with_token_counts` counts it."""
-    from dataset_builder.context import ContextCounter
-
-    return ContextCounter(counter).document(piece, index)
 
 
 def _counter_of(meta: Any):
