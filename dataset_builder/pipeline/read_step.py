@@ -16,7 +16,7 @@ from datatrove.pipeline.base import PipelineStep
 from dataset_builder.assemble import Compiled, carries_content, count_pieces, filler_group, question_key
 from dataset_builder.context import document_key
 from dataset_builder.pipeline.layout import WorkLayout, write_atomic, write_json, write_lines
-from dataset_builder.pipeline.memory import release_memory
+from dataset_builder.pipeline.memory import work_done
 from dataset_builder.pipeline.settings import CompileSettings
 from dataset_builder.schema import Reject
 
@@ -108,6 +108,7 @@ class ReadExtract(PipelineStep):
             with self.track_time():
                 items = read_and_extract(path, base, s.fmt, s.domains, s.options)
                 count_pieces([i for i in items if not isinstance(i, Reject)], counter)
+            file_bytes = 0
             for item_index, item in enumerate(items):
                 if isinstance(item, Reject):
                     rejects.append(reject_line(item, (file_index, item_index)))
@@ -121,6 +122,7 @@ class ReadExtract(PipelineStep):
                 payload = pickle.dumps(item, protocol=5)
                 buffers.setdefault((domain, bucket), []).append((file_index, item_index, payload))
                 buffered += len(payload)
+                file_bytes += len(payload)
                 q, group = question_key(item.traj.question), filler_group(item) or ""
                 for piece in (*item.evidence.gold, *item.evidence.distractors):
                     if carries_content(piece):
@@ -133,7 +135,7 @@ class ReadExtract(PipelineStep):
                 self._flush(layout, buffers, rank, part)
                 buffers, buffered, part = {}, 0, part + 1
             del items
-            release_memory()
+            work_done(max(file_bytes, _file_size(path)))
         self._flush(layout, buffers, rank, part)
         for domain, reservoir in reservoirs.items():
             write_candidates(layout.candidates(domain) / f"{rank:05d}.parquet", reservoir.entries())
@@ -150,6 +152,13 @@ class ReadExtract(PipelineStep):
             table = pa.table({**columns, "item": [p for _, _, p in rows]})
             path = layout.evidence(domain, bucket) / f"{rank:05d}-{part:05d}.parquet"
             write_atomic(path, lambda p, t=table: pq.write_table(t, p, compression="zstd"))
+
+
+def _file_size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
 
 
 def reject_line(reject: Reject, order: tuple[int, int]) -> str:
