@@ -87,8 +87,10 @@ class ShardWriter:
     """Parquet shards of one domain's split, filled in order and cut by text size (`MAX_SHARD_BYTES`); row groups of
     about `ROW_GROUP_BYTES`. Rows stream through: at most one row group is held in memory.
 
-    ACC records by default; another row type gives `schemas` (the arrow schema Python rows are converted with, and the
-    schema written, with the `huggingface` features metadata) and `size` (a row's text size, for the cuts)."""
+    ACC records by default, as Python rows (`add`) or arrow batches of the same schema (`add_batch`: the work
+    folder's records, never converted to Python); both give the same bytes. Another row type gives `schemas` (the
+    arrow schema Python rows are converted with, and the schema written, with the `huggingface` features metadata)
+    and `size` (a row's text size, for the cuts)."""
 
     def __init__(self, out: Path, domain: str, split: str, schemas=None, size=None):
         self.out, self.domain, self.split = out, domain, split
@@ -98,37 +100,75 @@ class ShardWriter:
         self.arrow_bytes = 0
         self._writer = None
         self._shard_bytes = 0
-        self._rows: list[dict] = []
+        self._parts: list = []  # arrow tables of the row group being filled, in order
+        self._rows: list[dict] = []  # Python rows after them
         self._rows_bytes = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        size = self.size(row)
-        started = self._writer is not None or self._rows
-        if started and self._shard_bytes + self._rows_bytes + size > MAX_SHARD_BYTES:
-            self._flush()
-            self._close()
+        self._cut_before(self.size(row))
         self._rows.append(row)
-        self._rows_bytes += size
+        self._rows_bytes += self.size(row)
         if self._rows_bytes >= ROW_GROUP_BYTES:
             self._flush()
+
+    def add_batch(self, batch, sizes: list[int]) -> None:
+        """Rows of an arrow batch in this writer's schema, with their `size`s (`batch_row_bytes` for records)."""
+        import pyarrow as pa
+
+        self._stage_rows()
+        start = 0
+        for i, size in enumerate(sizes):
+            if self._cut_due(size, pending=i > start):
+                self._parts.append(pa.Table.from_batches([batch.slice(start, i - start)]))
+                start = i
+                self._flush()
+                self._close()
+            self._rows_bytes += size
+            if self._rows_bytes >= ROW_GROUP_BYTES:
+                self._parts.append(pa.Table.from_batches([batch.slice(start, i + 1 - start)]))
+                start = i + 1
+                self._flush()
+        if start < len(sizes):
+            self._parts.append(pa.Table.from_batches([batch.slice(start)]))
+
+    def _cut_due(self, size: int, pending: bool = False) -> bool:
+        started = pending or self._writer is not None or self._parts or self._rows
+        return bool(started) and self._shard_bytes + self._rows_bytes + size > MAX_SHARD_BYTES
+
+    def _cut_before(self, size: int) -> None:
+        if self._cut_due(size):
+            self._flush()
+            self._close()
+
+    def _stage_rows(self) -> None:
+        import pyarrow as pa
+
+        if self._rows:
+            table = pa.Table.from_pylist(self._rows, schema=self.storage)
+            self._parts.append(table.cast(self.schema) if self.storage is not self.schema else table)
+            self._rows = []
 
     def _flush(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if not self._rows:
+        self._stage_rows()
+        parts = [p for p in self._parts if p.num_rows]
+        if not parts:
+            self._parts, self._rows_bytes = [], 0
             return
-        table = pa.Table.from_pylist(self._rows, schema=self.storage)
-        table = table.cast(self.schema) if self.storage is not self.schema else table
+        # One contiguous copy (the empty part forces the copy even for a single part): a slice of a batch counts
+        # its bitmaps from the slice's bit offset, so its `nbytes` can be a byte off the same rows built afresh.
+        table = pa.concat_tables([*parts, parts[0].slice(0, 0)]).combine_chunks()
         if self._writer is None:
             path = self.out / "data" / self.domain / f".{self.split}-{len(self.paths):05d}.parquet.tmp"
             path.parent.mkdir(parents=True, exist_ok=True)
             self.paths.append(path)
             self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
-        self._writer.write_table(table, row_group_size=len(self._rows))
+        self._writer.write_table(table, row_group_size=table.num_rows)
         self.arrow_bytes += table.nbytes
         self._shard_bytes += self._rows_bytes
-        self._rows, self._rows_bytes = [], 0
+        self._parts, self._rows_bytes = [], 0
 
     def _close(self) -> None:
         if self._writer is not None:
@@ -150,6 +190,24 @@ class ShardWriter:
 def row_bytes(row: dict[str, Any]) -> int:
     text = sum(len(p["text"]) for p in row["pieces"])
     return 2 * len(row["context"]) + text + len(row["answer"]) + len(row["reasoning"]) + 1024
+
+
+def batch_row_bytes(batch) -> list[int]:
+    """`row_bytes` of every row of an arrow batch of records, computed in arrow."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    def chars(column) -> np.ndarray:
+        return pc.fill_null(pc.utf8_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    pieces = batch.column("pieces")
+    text = np.bincount(
+        pc.list_parent_indices(pieces).to_numpy(zero_copy_only=False),
+        weights=chars(pc.list_flatten(pieces).field("text")),
+        minlength=batch.num_rows,
+    ).astype(np.int64)
+    total = 2 * chars(batch.column("context")) + text + chars(batch.column("answer"))
+    return (total + chars(batch.column("reasoning")) + 1024).tolist()
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:

@@ -31,12 +31,13 @@ class DomainTally:
     splits: dict[str, dict] = field(default_factory=dict)
     shards: list[str] = field(default_factory=list)
 
-    def add_record(self, row: dict) -> None:
-        meta = json.loads(row["meta"] or "{}")
-        self.n_tokens.append(row["n_tokens"])
-        self.budgets.append(row["budget"])
-        self.gold_fraction.append(meta.get("gold_fraction", 0))
-        self.row_tokens.append(meta.get("row_tokens", 0))
+    def add_records(self, batch) -> None:
+        self.n_tokens.extend(batch.column("n_tokens").to_pylist())
+        self.budgets.extend(batch.column("budget").to_pylist())
+        for text in batch.column("meta").to_pylist():
+            meta = json.loads(text or "{}")
+            self.gold_fraction.append(meta.get("gold_fraction", 0))
+            self.row_tokens.append(meta.get("row_tokens", 0))
 
     @property
     def n_records(self) -> int:
@@ -70,7 +71,7 @@ def write_output(
     from dataset_builder.budget import length_stats
     from dataset_builder.compile import reason_class
     from dataset_builder.secrets.report import finish_secrets
-    from dataset_builder.writer import SPLITS, ShardWriter, plot_lengths, summary, write_card
+    from dataset_builder.writer import SPLITS, ShardWriter, batch_row_bytes, plot_lengths, summary, write_card
 
     layout = WorkLayout(out)
     for old in [*out.glob("data/*/*-*-of-*.parquet"), *out.glob("data/*/.*.tmp"), *out.glob("plots/*_lengths.png")]:
@@ -87,10 +88,10 @@ def write_output(
             t = tally.setdefault(domain, DomainTally())
             writer, n = ShardWriter(out, domain, split), 0
             for path in files:
-                for row in iter_rows(path):
-                    writer.add(row)
-                    t.add_record(row)
-                    n += 1
+                for batch in iter_batches(path):
+                    writer.add_batch(batch, batch_row_bytes(batch))
+                    t.add_records(batch)
+                    n += batch.num_rows
             t.shards.extend(writer.close())
             t.splits[split] = {"n_records": n, "dataset_bytes": writer.arrow_bytes}
     rejects = []
@@ -170,8 +171,7 @@ def pipeline_counters(layout: WorkLayout) -> dict[str, dict[str, int]]:
     return out
 
 
-def iter_rows(path: Path, batch_rows: int = 64):
+def iter_batches(path: Path, batch_rows: int = 64):
     import pyarrow.parquet as pq
 
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-        yield from batch.to_pylist()
+    yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)

@@ -156,3 +156,34 @@ def test_card_is_what_huggingface_hub_and_datasets_parse(tmp_path, monkeypatch):
     assert list(parsed) == ["all", *DOMAINS] and parsed.get_default_config_name() == "all"
     assert get_dataset_config_names(str(tmp_path)) == ["all", *DOMAINS]
     assert card.data.license == "other" and card.data.size_categories == ["n<1K"]
+
+
+@pytest.mark.parametrize("shard_bytes,group_bytes", [(10**9, 10**9), (30_000, 10_000), (1, 1), (10**9, 5_000)])
+def test_batches_and_python_rows_write_the_same_bytes(tmp_path, monkeypatch, shard_bytes, group_bytes):
+    """Finalize streams the work folder's arrow batches; the cuts (shards, row groups) and bytes equal `add`'s."""
+    import pyarrow as pa
+
+    from dataset_builder import writer
+
+    monkeypatch.setattr(writer, "MAX_SHARD_BYTES", shard_bytes)
+    monkeypatch.setattr(writer, "ROW_GROUP_BYTES", group_bytes)
+    rows = [r.to_row() for r in make_result(("search", "sql", "swe"), n=4).records]
+    table = pa.Table.from_pylist(rows, schema=writer.arrow_schema())
+    assert writer.batch_row_bytes(table.to_batches()[0]) == [writer.row_bytes(r) for r in rows]
+
+    def files(out):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("data/all/*.parquet"))}
+
+    by_row = writer.ShardWriter(tmp_path / "rows", "all", "train")
+    for row in rows:
+        by_row.add(row)
+    by_batch = writer.ShardWriter(tmp_path / "batches", "all", "train")
+    for k in range(0, len(rows), 5):  # batches that do not line up with the cuts
+        batch = table.slice(k, 5).to_batches()[0]
+        by_batch.add_batch(batch, writer.batch_row_bytes(batch))
+    assert by_row.close() == by_batch.close()
+    assert by_row.arrow_bytes == by_batch.arrow_bytes
+    assert files(tmp_path / "rows") == files(tmp_path / "batches")
+    assert len(files(tmp_path / "rows")) == (1 if shard_bytes > 10**6 else len(files(tmp_path / "rows")))
+    if shard_bytes == 1:
+        assert len(files(tmp_path / "rows")) == len(rows)
