@@ -12,7 +12,7 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from dataset_builder.pipeline.layout import WorkLayout, write_json, write_lines
-from dataset_builder.pipeline.memory import work_done
+from dataset_builder.pipeline.memory import freeze_long_lived, work_done
 from dataset_builder.pipeline.read_step import reject_line
 from dataset_builder.pipeline.settings import CompileSettings
 from dataset_builder.schema import ACCRecord, Reject
@@ -74,6 +74,7 @@ class AssembleBuckets(PipelineStep):
         counter = token_counter(s.tokenizer)
         pool_tokens: dict[tuple[str, str, str], int] = {}
         reservoir = {d: load_pool(layout.pool(d), pool_tokens) for d in s.domains}
+        freeze_long_lived()
         mine = layout.buckets()[rank::world_size]
         for domain, bucket in tqdm(mine, desc=f"assemble [{rank}]", unit="bucket", disable=not self.progress):
             with self.track_time("bucket"):
@@ -107,7 +108,7 @@ class AssembleBuckets(PipelineStep):
         def flush() -> None:  # secrets, then to the bucket's files: at most one chunk of records in memory
             nonlocal report
             dropped: list[Reject] = []
-            kept, part = self.scan_secrets(chunk, dropped, counter, seen_ids)
+            kept, part = self.scan_secrets(chunk, dropped, assembler.contexts, seen_ids)
             if report is None:
                 report = part
             else:
@@ -139,15 +140,16 @@ class AssembleBuckets(PipelineStep):
             self.stat_update("secrets_found", value=len(report.findings))
         write_lines(layout.rejects("assemble", f"{domain}-{bucket:05d}"), rejects)
 
-    def scan_secrets(self, records, rejects, counter, origins):
+    def scan_secrets(self, records, rejects, contexts, origins):
         """Credentials and personal data: redacted, or the record dropped to `rejects` (`secrets/`); returns the kept
-        records and the findings' report (merged per bucket, for the finalize stage's stats.json, card, secrets.jsonl)."""
+        records and the findings' report (merged per bucket, for the finalize stage's stats.json, card, secrets.jsonl).
+        `contexts`: the assembler's document counts, which redacted documents join (counted once per bucket)."""
         from dataset_builder.secrets import scan_run
 
         s = self.settings
         return scan_run(
-            records, rejects, policy=s.secrets, counter=counter, allowlist=s.secrets_allowlist, origins=origins,
-            max_length=s.max_length, reasoning_reserve=s.reasoning_reserve,
+            records, rejects, policy=s.secrets, counter=contexts.counter, allowlist=s.secrets_allowlist,
+            origins=origins, max_length=s.max_length, reasoning_reserve=s.reasoning_reserve, contexts=contexts,
         )  # fmt: skip
 
 

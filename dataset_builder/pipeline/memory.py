@@ -7,7 +7,8 @@ the main process, next to the workers of the others). `malloc_trim` returns the 
 A full collection walks every live object, about 80 ms on this stack once pyarrow, datatrove and a tokenizer are
 loaded: paid after every small file it was half of a compile's time. `MemoryRelease` pays it once per
 `RELEASE_EVERY_BYTES` of work instead (counted across the steps and tasks a process runs), which bounds what can
-pile up between two releases just as well.
+pile up between two releases just as well. `freeze_long_lived` takes what a task holds throughout (modules, the
+tokenizer, the filler pool) out of every later collection, automatic ones included.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def release_memory() -> None:
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
+
+
+def freeze_long_lived() -> None:
+    """Call once a task has loaded what it keeps to its end. Frozen objects are still freed by reference counting
+    when the task drops them; only garbage cycles among them would wait for the process to end."""
+    gc.freeze()
 
 
 _pending = 0

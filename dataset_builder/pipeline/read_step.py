@@ -16,7 +16,7 @@ from datatrove.pipeline.base import PipelineStep
 from dataset_builder.assemble import Compiled, carries_content, count_pieces, filler_group, question_key
 from dataset_builder.context import document_key
 from dataset_builder.pipeline.layout import WorkLayout, write_atomic, write_json, write_lines
-from dataset_builder.pipeline.memory import work_done
+from dataset_builder.pipeline.memory import freeze_long_lived, work_done
 from dataset_builder.pipeline.settings import CompileSettings
 from dataset_builder.schema import Reject
 
@@ -96,6 +96,7 @@ class ReadExtract(PipelineStep):
 
         layout, s = WorkLayout(Path(self.out)), self.settings
         counter = token_counter(s.tokenizer)
+        freeze_long_lived()
         for stale in layout.work.glob(f"evidence/*/*/{rank:05d}-*.parquet"):  # a killed earlier try of this task
             stale.unlink()
         buffers: dict[tuple[str, int], list[tuple[int, int, bytes]]] = {}

@@ -139,8 +139,11 @@ def scan_record(
     origin: str | None = None,
     max_length: int = MAX_LENGTH,
     reasoning_reserve: int | None = None,
+    contexts: Any = None,
 ) -> ScanOutcome:
-    """Scan every text of `record`; redact it, drop it (a Reject from `origin`), or leave it (policy "off")."""
+    """Scan every text of `record`; redact it, drop it (a Reject from `origin`), or leave it (policy "off").
+    `contexts`: a `context.ContextCounter` of `counter` shared across records, so that a redacted document met again
+    (a distractor page in many contexts) is counted once."""
     if check_policy(policy) == "off":
         return ScanOutcome(record)
     scanner = scanner or Scanner()
@@ -155,7 +158,7 @@ def scan_record(
         reason = f"credentials or personal data found (--secrets drop): {types}"
         return ScanOutcome(None, Reject(where, reason, record.source, record.domain, stage="secrets"), findings)
     reserve = default_reasoning_reserve(max_length) if reasoning_reserve is None else reasoning_reserve
-    redacted = redact_record(record, spans, derived, counter, RowLimit(max_length, reserve))
+    redacted = redact_record(record, spans, derived, counter, RowLimit(max_length, reserve), contexts)
     if isinstance(redacted, str):
         where = origin or record.id
         return ScanOutcome(None, Reject(where, redacted, record.source, record.domain, stage="secrets"), findings)
@@ -163,7 +166,12 @@ def scan_record(
 
 
 def redact_record(
-    record: ACCRecord, spans: dict[str, tuple[Span, ...]], derived: dict[str, bool], counter: Any, limit: RowLimit
+    record: ACCRecord,
+    spans: dict[str, tuple[Span, ...]],
+    derived: dict[str, bool],
+    counter: Any,
+    limit: RowLimit,
+    contexts: Any = None,
 ) -> ACCRecord | str:
     """The record with every span replaced by its placeholder; a reason string when it can no longer fit."""
     from dataset_builder.assemble import completion_messages, prompt_messages, render_context
@@ -194,7 +202,7 @@ def redact_record(
     info: dict[str, Any] = {"redacted": dict(sorted(types.items()))}
     if counter is None:
         counter = _counter_of(meta)
-    fitted = _fit(out, record, counter, limit, derived, info)
+    fitted = _fit(out, record, counter, limit, derived, info, contexts)
     if isinstance(fitted, str):
         return fitted
     frame = info.pop("frame", 0)
@@ -220,14 +228,15 @@ def _messages(original, name, derived, sub, render) -> list[dict[str, str]]:
     return [{**m, "content": sub(f"{name}[{i}].content", m.get("content", ""))} for i, m in enumerate(original)]
 
 
-def _fit(out: ACCRecord, record: ACCRecord, counter, limit: RowLimit, derived, info) -> ACCRecord | str:
+def _fit(out: ACCRecord, record: ACCRecord, counter, limit: RowLimit, derived, info, contexts=None) -> ACCRecord | str:
     """Exact token counts for the redacted record, within its budget and the length contract (`budget.RowLimit`:
     the frame is recounted, placeholders in the question or answer can change it): distractors are dropped, never
     gold, or the budget is raised as assembly raises it."""
     from dataset_builder.assemble import Assembler, completion_messages, prompt_messages, render_context
     from dataset_builder.context import ContextCounter
 
-    contexts = ContextCounter(counter)  # exact counts from the changed documents alone (context.py)
+    if contexts is None or contexts.counter is not counter:
+        contexts = ContextCounter(counter)  # exact counts from the changed documents alone (context.py)
     changed = [i for i, (a, b) in enumerate(zip(record.pieces, out.pieces)) if (a.title, a.text) != (b.title, b.text)]
     contexts.count_documents([out.pieces[i] for i in changed])  # one batch
     for i in changed:

@@ -115,6 +115,7 @@ def scan_run(
     origins: dict[str, str] | None = None,
     max_length: int = MAX_LENGTH,
     reasoning_reserve: int | None = None,
+    contexts: Any = None,
 ) -> tuple[list[ACCRecord], SecretsReport]:
     """Scan every record (`scan_record`): the kept (redacted) records, and the report. Records dropped by policy
     "drop", or that no longer fit after redaction, are appended to `rejects` (so inputs = records + rejects holds)."""
@@ -133,6 +134,7 @@ def scan_run(
             origin=origin,
             max_length=max_length,
             reasoning_reserve=reasoning_reserve,
+            contexts=contexts,
         )
         report.add(outcome, rec.domain)
         if outcome.reject is not None:
