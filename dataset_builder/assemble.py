@@ -32,6 +32,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from dataset_builder.budget import (
@@ -103,6 +104,11 @@ class Candidate:
     group: str | None = None  # the owner's repository / database (filler preference)
     question: str = ""  # key of the owner's normalized question: no filler from another attempt at the same task
 
+    @cached_property
+    def order(self) -> tuple[str, str]:
+        """The pool's canonical order (title, sha1 of the text); kept, as the reservoir is sorted in every bucket."""
+        return self.piece.title, hashlib.sha1(self.piece.text.encode()).hexdigest()
+
 
 @dataclass
 class Compiled:
@@ -155,10 +161,12 @@ class Assembler:
             pieces = (*c.evidence.gold, *c.evidence.distractors)
             group, question = self._groups[owner], question_key(c.traj.question)
             pool.extend(
-                replace(self.candidate(p, owner), group=group, question=question) for p in pieces if carries_content(p)
+                Candidate(p, self.contexts.document(p) + PLAN_SLACK, owner, group, question)
+                for p in pieces
+                if carries_content(p)
             )
         for domain, pool in self._pools.items():  # a canonical order: records do not depend on the input order
-            pool.sort(key=lambda c: (c.piece.title, hashlib.sha1(c.piece.text.encode()).hexdigest()))
+            pool.sort(key=lambda c: c.order)
             by_group, by_suffix = self._by_group.setdefault(domain, {}), self._by_suffix.setdefault(domain, {})
             for j, c in enumerate(pool):
                 if c.group is not None:

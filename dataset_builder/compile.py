@@ -294,7 +294,7 @@ def compile_trajectories(
     if secrets_allowlist:
         load_allowlist(secrets_allowlist)  # a missing or unreadable file is a usage error, before any work
     opts = executor if isinstance(executor, ExecutorOptions) else ExecutorOptions(kind=executor)
-    auto_tasks, auto_workers = default_tasks_and_workers(len(files))
+    auto_tasks, auto_workers = default_tasks_and_workers(len(files), total_bytes)
     opts.tasks = tasks or opts.tasks or auto_tasks
     opts.workers = workers or num_proc or opts.workers or (-1 if opts.kind == "slurm" else auto_workers)
     opts.progress = progress

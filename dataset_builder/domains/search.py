@@ -367,6 +367,7 @@ def wiki_url(title: str) -> str:
     return "https://en.wikipedia.org/wiki/" + quote(title.strip().replace(" ", "_"), safe="()_,'-.:")
 
 
+@lru_cache(maxsize=65536)
 def normalize_url(url: str) -> str:
     url = url.strip()
     try:

@@ -44,10 +44,15 @@ class ExecutorOptions:
     sbatch_args: dict | None = None
 
 
-def default_tasks_and_workers(n_files: int) -> tuple[int, int]:
-    """Local defaults: one worker per core (a tokenizer already uses 2 threads), about 4 tasks per worker."""
+TASK_BYTES = 64 * 2**20  # below this much input a task costs more (its logs, stats, markers) than it saves
+
+
+def default_tasks_and_workers(n_files: int, total_bytes: int = 0) -> tuple[int, int]:
+    """Local defaults: one worker per two cores (a tokenizer already uses 2 threads), about 4 tasks per worker, but
+    not more tasks than one per TASK_BYTES of input once every worker has one (the output is the same either way)."""
     workers = max(1, min((os.cpu_count() or 1) // 2, n_files))
-    return max(1, min(n_files, 4 * workers)), workers
+    by_size = max(workers, -(-total_bytes // TASK_BYTES))
+    return max(1, min(n_files, 4 * workers, by_size)), workers
 
 
 def prepare_work(out: Path, settings: CompileSettings, files: list[tuple[str, str]], tasks: int) -> WorkLayout:
