@@ -57,7 +57,7 @@ from dataset_builder.context import (  # noqa: F401 (re-exported: the rendering 
     render_context,
     render_piece,
 )
-from dataset_builder.distractors import DEFAULT_MODE, TopicIndex, filler_stream, pack, ranked
+from dataset_builder.distractors import DEFAULT_MODE, Postings, TopicIndex, filler_stream, pack, ranked
 from dataset_builder.schema import ACCRecord, Piece, Reject, Trajectory
 
 ASSEMBLY_VERSION = 7  # part of every record id: bump when the rendering or selection rules change
@@ -133,6 +133,9 @@ class Assembler:
     distractors: str = DEFAULT_MODE  # filler order: close | random | mix (distractors.py)
     contexts: ContextCounter | None = None  # document counts and exact context counts (context.py)
     _topics: dict[str, Any] = field(default_factory=dict)  # per domain: TopicIndex over its pool (search)
+    # reservoir postings by id of the reservoir list (which it keeps alive): share this dict between the assemblers
+    # of one task's buckets, which all get the same reservoir, to index it once
+    backgrounds: dict[int, tuple[list, Postings]] = field(default_factory=dict)
     _pools: dict[str, list[Candidate]] = field(default_factory=dict)
     _groups: list[str | None] = field(default_factory=list)  # per item: its repository / database (filler preference)
     # per domain: pool indices by repository / database, and by file suffix (ascending, built once per pool)
@@ -173,10 +176,20 @@ class Assembler:
                     by_group.setdefault(c.group, []).append(j)
                 by_suffix.setdefault(file_suffix(c.piece.title), []).append(j)
         self._topics = {
-            d: TopicIndex([c.piece.text for c in pool])
+            d: TopicIndex([c.piece.text for c in pool], self._background(pool, (reservoir or {}).get(d) or []))
             for d, pool in self._pools.items()
             if d == "search" and self.distractors != "random"
         }
+
+    def _background(self, pool: list[Candidate], reservoir: list[Candidate]) -> tuple[Postings, list[int]] | None:
+        """The reservoir's BM25 postings (built once per reservoir list, `backgrounds`) and its places in `pool`."""
+        if not reservoir:
+            return None
+        key = id(reservoir)
+        if key not in self.backgrounds:
+            self.backgrounds[key] = (reservoir, Postings.of([c.piece.text for c in reservoir]))
+        where = {id(c): j for j, c in enumerate(pool)}
+        return self.backgrounds[key][1], [where[id(c)] for c in reservoir]
 
     def settings(self, domain: str) -> dict[str, Any]:
         spec = self.budgets[domain]

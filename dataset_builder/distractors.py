@@ -7,7 +7,8 @@ Modes (`--distractors`, default `mix`):
 - `random`: a seeded random order (the easy case; what contexts were before);
 - `mix` (default): each draw is close or random by a seeded coin flip, so a record holds both kinds.
 
-Similarity (`TopicIndex`): BM25 (the `bm25s` library, English stopwords, no stemming) over the first
+Similarity (`TopicIndex`): BM25 (Lucene's variant, as `bm25s` scores it; bm25s's words: English stopwords, no
+stemming) over the first
 `INDEX_CHARS` characters of each candidate (a page's title and lead say what it is about, and the index stays small).
 A record's score for a candidate = its BM25 score for the question's words, plus half its score for the
 `GOLD_TERMS` most frequent words of the gold pages, each normalised by its maximum over the pool.
@@ -25,6 +26,7 @@ import random
 import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,30 +80,89 @@ def _words(texts: Sequence[str]) -> list[list[str]]:
     return out
 
 
-class TopicIndex:
-    """BM25 over a filler pool's texts (their first INDEX_CHARS characters)."""
+K1, B = 1.5, 0.75  # BM25 parameters (Lucene's, as bm25s uses by default)
 
-    def __init__(self, texts: Sequence[str]):
-        bm25s = _bm25s()
 
-        self.size = len(texts)
-        self.retriever = bm25s.BM25()
+@dataclass
+class Postings:
+    """BM25 words of some texts as an inverted index: word -> (document numbers, counts), and the documents' lengths.
+    The filler reservoir's postings are built once per task (`TopicIndex(background=...)`), a bucket's per bucket."""
+
+    lengths: np.ndarray
+    words: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> Postings:
         words = _words(texts)
-        self.empty = not any(words)  # no words at all (or no texts): every score is 0
-        if not self.empty:
-            self.retriever.index(words, show_progress=False)
+        vocab: dict[str, int] = {}
+        ids = np.fromiter((vocab.setdefault(w, len(vocab)) for ws in words for w in ws), dtype=np.int64)
+        lengths = np.array([len(ws) for ws in words], dtype=np.int64)
+        doc = np.repeat(np.arange(len(words), dtype=np.int64), lengths)
+        pairs, counts = np.unique(ids * max(1, len(words)) + doc, return_counts=True)  # by word, then document
+        word_of, doc_of = np.divmod(pairs, max(1, len(words)))
+        starts = np.flatnonzero(np.r_[True, word_of[1:] != word_of[:-1]]) if len(pairs) else np.array([], np.int64)
+        ends = np.r_[starts[1:], len(pairs)]
+        names = list(vocab)
+        index = {
+            names[word_of[a]]: (doc_of[a:b], counts[a:b].astype(np.float64)) for a, b in zip(starts.tolist(), ends)
+        }
+        return cls(lengths.astype(np.float64), index)
+
+
+class TopicIndex:
+    """BM25 (Lucene's variant, k1 = 1.5, b = 0.75, as bm25s computes it) over a filler pool's texts (their first
+    INDEX_CHARS characters).
+
+    `background`: postings already built for some of the texts (the domain's reservoir, shared by every bucket of a
+    task), with their positions in `texts`; only the other texts are indexed here. Scores are the same either way:
+    document frequencies, the document count and the mean length are those of all `texts`."""
+
+    def __init__(self, texts: Sequence[str], background: tuple[Postings, Sequence[int]] | None = None):
+        self.size = len(texts)
+        parts: list[tuple[Postings, np.ndarray]] = []
+        known: set[int] = set()
+        if background is not None and len(background[1]):
+            postings, positions = background
+            parts.append((postings, np.asarray(positions, dtype=np.int64)))
+            known = set(parts[0][1].tolist())
+        rest = [j for j in range(self.size) if j not in known]
+        if rest:
+            parts.append((Postings.of([texts[j] for j in rest]), np.array(rest, dtype=np.int64)))
+        self.parts = parts
+        total_length = sum(float(p.lengths.sum()) for p, _ in parts)
+        self.mean_length = total_length / self.size if self.size else 0.0
+        self.empty = total_length == 0  # no words at all (or no texts): every score is 0
+        self._terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def scores(self, words: list[str]) -> np.ndarray:
+        total = np.zeros(self.size, dtype=np.float64)
         if self.empty or not words:
-            return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self.retriever.get_scores(words), dtype=np.float32)
+            return total.astype(np.float32)
+        for word in words:
+            if word not in self._terms:
+                self._terms[word] = self._term(word)
+            where, contribution = self._terms[word]
+            total[where] += contribution  # a document once per word
+        return total.astype(np.float32)
+
+    def _term(self, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """Where `word` occurs (pool positions) and its BM25 score there; computed once per word and pool."""
+        hits = [(p.words[word], p.lengths, positions) for p, positions in self.parts if word in p.words]
+        df = sum(len(docs) for (docs, _), _, _ in hits)
+        if not df:
+            return np.array([], dtype=np.int64), np.array([], dtype=np.float64)
+        idf = np.log(1 + (self.size - df + 0.5) / (df + 0.5))
+        where, contribution = [], []
+        for (docs, tf), lengths, positions in hits:
+            norm = K1 * (1 - B + B * lengths[docs] / self.mean_length)
+            where.append(positions[docs])
+            contribution.append(idf * tf / (tf + norm))  # Lucene drops the constant (k1 + 1) factor
+        return np.concatenate(where), np.concatenate(contribution)
 
     def relevance(self, question: str, gold_texts: Sequence[str]) -> np.ndarray:
         """Per candidate: similarity to the question plus GOLD_WEIGHT x similarity to the gold pages' top words."""
         (q_words,) = _tokenize([question]) or [[]]
-        gold_words = (
-            [w for toks in _tokenize([t[:INDEX_CHARS] for t in gold_texts]) for w in toks] if gold_texts else []
-        )
+        gold_words = [w for words in _words(gold_texts) for w in words] if gold_texts else []
         top = [w for w, _ in sorted(Counter(gold_words).items(), key=lambda kv: (-kv[1], kv[0]))[:GOLD_TERMS]]
         total = np.zeros(self.size, dtype=np.float32)
         for words, weight in ((q_words, 1.0), (top, GOLD_WEIGHT)):

@@ -75,14 +75,15 @@ class AssembleBuckets(PipelineStep):
         pool_tokens: dict[tuple[str, str, str], int] = {}
         reservoir = {d: load_pool(layout.pool(d), pool_tokens) for d in s.domains}
         freeze_long_lived()
+        backgrounds: dict = {}  # the reservoir's BM25 postings, built by the first bucket that needs them
         mine = layout.buckets()[rank::world_size]
         for domain, bucket in tqdm(mine, desc=f"assemble [{rank}]", unit="bucket", disable=not self.progress):
             with self.track_time("bucket"):
-                self.assemble_bucket(layout, domain, bucket, counter, reservoir, pool_tokens)
+                self.assemble_bucket(layout, domain, bucket, counter, reservoir, pool_tokens, backgrounds)
             work_done(sum(p.stat().st_size for p in layout.evidence(domain, bucket).glob("*.parquet")))
         return data
 
-    def assemble_bucket(self, layout, domain, bucket, counter, reservoir, pool_tokens) -> None:
+    def assemble_bucket(self, layout, domain, bucket, counter, reservoir, pool_tokens, backgrounds=None) -> None:
         from dataset_builder.assemble import Assembler
         from dataset_builder.writer import split_of
 
@@ -98,6 +99,7 @@ class AssembleBuckets(PipelineStep):
             distractors=s.distractors,
         )
         assembler.contexts.documents.update(pool_tokens)  # the reservoir was counted in the read stage
+        assembler.backgrounds = backgrounds if backgrounds is not None else {}
         rejects: list[str] = capped
         seen_ids: dict[str, str] = {}
         order_of = {item.traj.origin: order for order, item in ordered}

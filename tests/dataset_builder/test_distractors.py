@@ -54,3 +54,26 @@ def test_pack_never_takes_unusable_documents():
     taken: list[int] = []
     pack(range(10), sizes.__getitem__, 10_000, lambda j: j % 2 == 0 and j not in taken, taken.append)
     assert sorted(taken) == [0, 2, 4, 6, 8]
+
+
+def test_bm25_with_a_prebuilt_background_scores_as_one_index():
+    """The reservoir's postings are built once per task; scores equal one index over the whole pool, and bm25s's."""
+    import bm25s
+    import numpy as np
+
+    from dataset_builder.distractors import Postings, _tokenize
+
+    texts = TEXTS * 3 + ["Hipsburn lies on the Aln, north of Lesbury.", "Clay tablets from Babylon, base sixty."]
+    background = [0, 3, 5, 9, 14, 16]
+    whole = TopicIndex(texts)
+    split = TopicIndex(texts, (Postings.of([texts[j] for j in background]), background))
+    reference = bm25s.BM25()
+    reference.index(_tokenize(texts), show_progress=False)
+    for question in ("2011 population of Lesbury", "babylonian clay tablets base sixty", "zzz"):
+        (words,) = _tokenize([question]) or [[]]
+        np.testing.assert_allclose(whole.scores(words), split.scores(words), rtol=1e-6)
+        if words and any(w in reference.vocab_dict for w in words):
+            np.testing.assert_allclose(whole.scores(words), reference.get_scores(words), rtol=1e-5)
+        np.testing.assert_allclose(
+            whole.relevance(question, [texts[1]]), split.relevance(question, [texts[1]]), rtol=1e-6
+        )
