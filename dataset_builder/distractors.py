@@ -8,8 +8,8 @@ Modes (`--distractors`, default `mix`):
 - `mix` (default): each draw is close or random by a seeded coin flip, so a record holds both kinds.
 
 Similarity (`TopicIndex`): BM25 (Lucene's variant, as `bm25s` scores it; bm25s's words: English stopwords, no
-stemming) over the first
-`INDEX_CHARS` characters of each candidate (a page's title and lead say what it is about, and the index stays small).
+stemming) over the first `INDEX_CHARS` characters of each candidate (a page's title and lead say what it is about,
+and the index stays small).
 A record's score for a candidate = its BM25 score for the question's words, plus half its score for the
 `GOLD_TERMS` most frequent words of the gold pages, each normalised by its maximum over the pool.
 
