@@ -202,8 +202,11 @@ def filler_stream(
         for k in random_stream(len(indices), rng):
             yield indices[k]
         return
-    allowed = indices if isinstance(indices, range) else set(indices)  # O(1) membership either way
-    close = iter([j for j in ranking if j in allowed])
+    if isinstance(indices, range) and indices == range(len(indices)):  # the whole pool: every ranked index
+        close = iter(ranking)
+    else:
+        allowed = indices if isinstance(indices, range) else set(indices)  # O(1) membership either way
+        close = (j for j in ranking if j in allowed)  # lazily: a record reads the head of the ranking
     rand = (indices[k] for k in random_stream(len(indices), rng))
     seen: set[int] = set()
     streams = [close, rand]

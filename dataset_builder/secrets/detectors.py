@@ -318,7 +318,7 @@ def detectors() -> tuple[Detector, ...]:
         Detector(
             "public_ip",
             _re(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w-]|\.\d)"),
-            (".",),
+            tuple(f"{digit}." for digit in "0123456789"),  # every match has one; '.' alone is in every text
             check=is_public_ip,
             priority=2,
         ),

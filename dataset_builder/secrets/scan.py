@@ -104,17 +104,25 @@ def _trigger_automata():
     import ahocorasick
 
     automata = {True: ahocorasick.Automaton(), False: ahocorasick.Automaton()}
-    for trigger in {t for d in detectors() for t in d.triggers}:
-        automata[trigger == trigger.lower()].add_word(trigger, trigger)
+    singles: dict[bool, list[str]] = {True: [], False: []}
+    for trigger in sorted({t for d in detectors() for t in d.triggers}):
+        if len(trigger) == 1:  # '.', ':', '@' occur everywhere: `in` stops at the first, the automaton reports all
+            singles[trigger == trigger.lower()].append(trigger)
+        else:
+            automata[trigger == trigger.lower()].add_word(trigger, trigger)
     for automaton in automata.values():
         automaton.make_automaton()
-    return automata[True], automata[False]
+    return (automata[True], singles[True]), (automata[False], singles[False])
 
 
 def triggers_in(text: str, low: str) -> set[str]:
     """The detectors' triggers that occur in `text` (lowercase triggers anywhere in `low`)."""
-    lower, cased = _trigger_automata()
-    return {t for _, t in lower.iter(low)} | {t for _, t in cased.iter(text)}
+    found: set[str] = set()
+    for (automaton, singles), where in zip(_trigger_automata(), (low, text)):
+        found.update(t for t in singles if t in where)
+        if len(automaton):
+            found.update(t for _, t in automaton.iter(where))
+    return found
 
 
 def _finditer(d: Detector, text: str, low: str) -> Iterable[re.Match]:
