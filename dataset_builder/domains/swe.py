@@ -120,7 +120,7 @@ def extract(traj: Trajectory, opts: DomainOptions) -> Evidence:
 
     exclude = set(files) | set(touched) | set(replay.created)
     gold_texts = {p.title: p.text for p in gold}
-    distractors = repository_filler(git, gold_texts, replay.listed, exclude) if git else []
+    distractors = repository_filler(git, gold_texts, list(replay.listed), exclude) if git else []
     meta: dict[str, Any] = {
         key: traj.meta[key] for key in ("repo", "base_commit", "instance_id") if traj.meta.get(key) not in (None, "")
     }

@@ -78,7 +78,7 @@ class Replay:
     changed: dict[str, int] = field(default_factory=dict)  # path -> first step that (may have) changed it
     changed_all: int | None = None  # first step that may have changed any file
     created: list[str] = field(default_factory=list)  # files the agent created (not seen before it wrote them)
-    listed: list[str] = field(default_factory=list)  # repo paths found in listings (ls / find / grep -l ...)
+    listed: dict[str, None] = field(default_factory=dict)  # repo paths found in listings (ls, find, grep -l), in order
     refused: list[str] = field(default_factory=list)  # paths outside the repository (never read)
     opaque: list[tuple[int, str]] = field(default_factory=list)  # (step, text) of commands that may write anything
     written_text: dict[str, str] = field(default_factory=dict)  # text the agent wrote into files (its scripts)
@@ -467,5 +467,5 @@ def _add_listed(obs: str, base: str, paths: Paths, replay: Replay) -> None:
         for cand in sorted(candidates):
             for where in dict.fromkeys((section, base)):
                 path = paths.resolve(cand, where, note=False)
-                if path and path not in replay.listed:
-                    replay.listed.append(path)
+                if path:
+                    replay.listed.setdefault(path)

@@ -12,7 +12,7 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from dataset_builder.pipeline.layout import WorkLayout, write_json, write_lines
-from dataset_builder.pipeline.memory import freeze_long_lived, work_done
+from dataset_builder.pipeline.memory import freeze_long_lived, release_memory
 from dataset_builder.pipeline.read_step import reject_line
 from dataset_builder.pipeline.settings import CompileSettings
 from dataset_builder.schema import ACCRecord, Reject
@@ -80,7 +80,7 @@ class AssembleBuckets(PipelineStep):
         for domain, bucket in tqdm(mine, desc=f"assemble [{rank}]", unit="bucket", disable=not self.progress):
             with self.track_time("bucket"):
                 self.assemble_bucket(layout, domain, bucket, counter, reservoir, pool_tokens, backgrounds)
-            work_done(sum(p.stat().st_size for p in layout.evidence(domain, bucket).glob("*.parquet")))
+            release_memory()  # a bucket is the unit of memory here: hand it back before the next one
         return data
 
     def assemble_bucket(self, layout, domain, bucket, counter, reservoir, pool_tokens, backgrounds=None) -> None:

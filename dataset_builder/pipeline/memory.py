@@ -4,11 +4,11 @@ CPython and the tokenizer's threads free memory into glibc's arenas, which keep 
 file or bucket stays that large while the next stage runs beside it (the local executor runs the single-task stages in
 the main process, next to the workers of the others). `malloc_trim` returns the free pages; elsewhere this is a no-op.
 
-A full collection walks every live object, about 80 ms on this stack once pyarrow, datatrove and a tokenizer are
-loaded: paid after every small file it was half of a compile's time. `MemoryRelease` pays it once per
-`RELEASE_EVERY_BYTES` of work instead (counted across the steps and tasks a process runs), which bounds what can
-pile up between two releases just as well. `freeze_long_lived` takes what a task holds throughout (modules, the
-tokenizer, the filler pool) out of every later collection, automatic ones included.
+A full collection walks every live object: about 80 ms once pyarrow, datatrove and a tokenizer are loaded, which
+paid after every small file was half of a compile's time. So each task first freezes what it holds throughout
+(`freeze_long_lived`: modules, the tokenizer, the filler pool), which takes it out of every later collection,
+automatic ones included (a collection then costs about a millisecond); and the read stage releases once per
+`RELEASE_EVERY_BYTES` of input (`work_done`) rather than after every file, counted across the tasks a process runs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import gc
 import sys
 from functools import lru_cache
 
-RELEASE_EVERY_BYTES = 32 << 20
+RELEASE_EVERY_BYTES = 8 << 20
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from dataset_builder.pipeline.layout import WorkLayout, write_atomic
-from dataset_builder.pipeline.memory import work_done
+from dataset_builder.pipeline.memory import release_memory
 from dataset_builder.pipeline.read_step import Reservoir, read_candidates
 from dataset_builder.pipeline.settings import CompileSettings
 
@@ -37,9 +37,8 @@ class MergePool(PipelineStep):
             self.stat_update(f"{domain}_pieces", value=len(entries))
             table = pa.table({c: [getattr(e, c) for e in entries] for c in CANDIDATE_COLUMNS})
             write_atomic(layout.pool(domain), lambda p, t=table: pq.write_table(t, p, compression="zstd"))
-            nbytes = table.nbytes
             del reservoir, entries, table
-            work_done(nbytes)  # this runs in the main process, beside the assemble workers that follow
+        release_memory()  # this runs in the main process, beside the assemble workers that follow
         return data
 
 
