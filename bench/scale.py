@@ -5,7 +5,9 @@
 Each trajectory is one OpenAI-messages run (a web_search, then three visit_webpage calls returning pages of ~1,500
 words; distinct texts, composed from a seeded paragraph bank) in JSONL shards of 1,000 runs. Every size is compiled
 in a fresh process; a sampler adds up the RSS of that process and all its children every 50 ms (peak RSS of the
-whole process tree). Then the tokenizer alone counts the same output contexts (read back from the shards) for
+whole process tree), and their PSS (Linux): RSS counts a page shared by several processes once per process, and
+datatrove's local executor forks a copy of the main process for its `multiprocess.Manager`, whose pages are mostly
+the parent's; PSS splits each shared page between its processes, so the sum is what the tree really holds. Then the tokenizer alone counts the same output contexts (read back from the shards) for
 compile time / tokenize-only time. At the smallest size the compile also runs with 1 worker: the speedup of
 `--workers` over 1 is printed. One JSON line per measurement, then a summary with the memory ratio largest/smallest.
 """
@@ -109,21 +111,29 @@ def _call(call_id: str, name: str, args: dict) -> dict:
     return {"role": "assistant", "content": "", "tool_calls": [{"id": call_id, "type": "function", "function": fn}]}
 
 
-def run_measured(argv: list[str]) -> tuple[dict, int]:
-    """Run a Python child; (its last JSON line, peak RSS in bytes of its whole process tree)."""
+def run_measured(argv: list[str]) -> tuple[dict, int, int]:
+    """Run a Python child; (its last JSON line, peak RSS and peak PSS in bytes of its whole process tree; PSS is 0
+    where the system does not report it)."""
     import psutil
 
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    peak = 0
+    peak = peak_pss = 0
     done = threading.Event()
 
+    def pss(p) -> int:
+        try:
+            return getattr(p.memory_full_info(), "pss", 0)
+        except (psutil.AccessDenied, AttributeError):
+            return 0
+
     def sample():
-        nonlocal peak
+        nonlocal peak, peak_pss
         root = psutil.Process(proc.pid)
         while not done.is_set():
             try:
-                tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                tree = [p for p in [root, *root.children(recursive=True)] if p.is_running()]
+                peak = max(peak, sum(p.memory_info().rss for p in tree))
+                peak_pss = max(peak_pss, sum(pss(p) for p in tree))
             except psutil.Error:
                 pass
             time.sleep(0.05)
@@ -135,7 +145,7 @@ def run_measured(argv: list[str]) -> tuple[dict, int]:
     sampler.join()
     if proc.returncode:
         raise RuntimeError(f"{argv[:3]} failed with exit code {proc.returncode}")
-    return json.loads(out.strip().splitlines()[-1]), peak
+    return json.loads(out.strip().splitlines()[-1]), peak, peak_pss
 
 
 def measure(sizes: list[int], workers: int, budgets: list[str]) -> int:
@@ -151,10 +161,10 @@ def measure(sizes: list[int], workers: int, budgets: list[str]) -> int:
             gen_s = time.perf_counter() - t0
             for w in [1, workers] if size == min(sizes) and workers > 1 else [workers]:
                 out = scripts / f"out-{size}-{w}"
-                res, peak = run_measured(
+                res, peak, peak_pss = run_measured(
                     [sys.executable, str(scripts / "compile_run.py"), str(corpus), str(out), str(w), *budgets]
                 )
-                tok, _ = run_measured([sys.executable, str(scripts / "tokenize_run.py"), str(out)])
+                tok, *_ = run_measured([sys.executable, str(scripts / "tokenize_run.py"), str(out)])
                 row = {
                     "trajectories": size,
                     "input_mb": round(nbytes / 1e6),
@@ -162,6 +172,7 @@ def measure(sizes: list[int], workers: int, budgets: list[str]) -> int:
                     "workers": w,
                     **res,
                     "peak_rss_mb": round(peak / 2**20),
+                    "peak_pss_mb": round(peak_pss / 2**20),
                     "trajectories_per_s": round(res["n_in"] / res["compile_s"], 1),
                     "tokens_per_s": round(tok["context_tokens"] / res["compile_s"]),
                     "context_tokens": tok["context_tokens"],
@@ -185,6 +196,7 @@ def measure(sizes: list[int], workers: int, budgets: list[str]) -> int:
         "sizes": sizes,
         "workers": workers,
         "peak_rss_mb": {r["trajectories"]: r["peak_rss_mb"] for r in main_rows},
+        "peak_pss_mb": {r["trajectories"]: r["peak_pss_mb"] for r in main_rows},
         "rss_largest_over_smallest": round(large["peak_rss_mb"] / small["peak_rss_mb"], 2),
         "trajectories_per_s": {r["trajectories"]: r["trajectories_per_s"] for r in main_rows},
         "compile_over_tokenize": {r["trajectories"]: r["compile_over_tokenize"] for r in main_rows},
