@@ -105,9 +105,12 @@ class ShardWriter:
         self._rows_bytes = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        self._cut_before(self.size(row))
+        size = self.size(row)
+        if self._cut_due(size):
+            self._flush()
+            self._close()
         self._rows.append(row)
-        self._rows_bytes += self.size(row)
+        self._rows_bytes += size
         if self._rows_bytes >= ROW_GROUP_BYTES:
             self._flush()
 
@@ -134,11 +137,6 @@ class ShardWriter:
     def _cut_due(self, size: int, pending: bool = False) -> bool:
         started = pending or self._writer is not None or self._parts or self._rows
         return bool(started) and self._shard_bytes + self._rows_bytes + size > MAX_SHARD_BYTES
-
-    def _cut_before(self, size: int) -> None:
-        if self._cut_due(size):
-            self._flush()
-            self._close()
 
     def _stage_rows(self) -> None:
         import pyarrow as pa

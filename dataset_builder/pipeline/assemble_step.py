@@ -83,7 +83,7 @@ class AssembleBuckets(PipelineStep):
             release_memory()  # a bucket is the unit of memory here: hand it back before the next one
         return data
 
-    def assemble_bucket(self, layout, domain, bucket, counter, reservoir, pool_tokens, backgrounds=None) -> None:
+    def assemble_bucket(self, layout, domain, bucket, counter, reservoir, pool_tokens, backgrounds) -> None:
         from dataset_builder.assemble import Assembler
         from dataset_builder.writer import split_of
 
@@ -99,7 +99,7 @@ class AssembleBuckets(PipelineStep):
             distractors=s.distractors,
         )
         assembler.contexts.documents.update(pool_tokens)  # the reservoir was counted in the read stage
-        assembler.backgrounds = backgrounds if backgrounds is not None else {}
+        assembler.backgrounds = backgrounds  # shared by the task's buckets: the reservoir is indexed once
         rejects: list[str] = capped
         seen_ids: dict[str, str] = {}
         order_of = {item.traj.origin: order for order, item in ordered}
